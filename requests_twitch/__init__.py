@@ -1,0 +1,37 @@
+"""requests-twitch: Twitch API authentication for requests, safe across threads and processes.
+
+Example::
+
+    import requests
+    from requests_twitch import TwitchAuth
+
+    auth = TwitchAuth("my-client-id", "my-client-secret")
+    requests.get("https://api.twitch.tv/helix/games/top", auth=auth)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .auth import TwitchAuth
+from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
+from .session import TwitchSession
+from .store import JSONTokenStore, MemoryTokenStore, TokenStore
+from .token import Token
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "JSONTokenStore",
+    "MemoryTokenStore",
+    "Token",
+    "TokenRefreshError",
+    "TokenStore",
+    "TokenStoreError",
+    "TwitchAuth",
+    "TwitchAuthError",
+    "TwitchSession",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

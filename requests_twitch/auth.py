@@ -1,0 +1,424 @@
+"""TwitchAuth: headers, the origin check, the 401 hook and the replay.
+
+The path of a token, from the store to the ``Authorization`` header:
+
+1. ``__call__`` checks that the request goes to the Twitch API origin, takes
+   the current token from the store (one ``stat``, no lock, no parse), and
+   registers :meth:`TwitchAuth._handle_response` on the request.
+2. On a 401, :func:`decide` (pure) says whether to leave it, adopt a token
+   another process already saved, or refresh.
+3. :meth:`TwitchAuth._renew` is the single flight: under the store's lock it
+   re-reads the stored token and calls Twitch only if the token that failed
+   is still the stored one; it saves the new token before releasing the lock.
+4. The request is replayed once, on the same connection, with the 401 kept in
+   ``response.history`` (the recipe of requests' ``HTTPDigestAuth``).
+
+Nothing that belongs to one request is kept on the auth object, which many
+threads share: each request carries its own token in its own headers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+from typing import Any, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+from requests.exceptions import UnrewindableBodyError
+from requests.utils import rewind_body
+
+from .exceptions import TokenRefreshError, TwitchAuthError
+from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
+from .store import JSONTokenStore, TokenStore
+from .token import Token
+
+__all__ = ["Action", "TwitchAuth", "decide", "default_token_file"]
+
+log = logging.getLogger(__name__)
+
+EXPIRY_MARGIN = 60.0
+"""Seconds before ``expires_at`` at which a token is renewed before use.
+
+Twitch prefers reacting to 401s (tokens die early for many reasons), so this
+only spares one wasted round trip for a token known to be dead."""
+
+# Helix 401 messages that a new token cannot cure (twitch-facts §7.2): spending
+# a single-use refresh token on them would only risk the grant.
+INCURABLE_401_MESSAGES = (
+    "missing scope",
+    "client id and oauth token do not match",
+    "client id is missing",
+    "missing user oauth token",
+    "oauth token is missing",
+)
+
+
+class Action(enum.Enum):
+    """What to do with a response; the answer of :func:`decide`."""
+
+    RETURN = "return"
+    """Leave the response as it is."""
+    ADOPT = "adopt"
+    """Another thread or process already saved a new token: replay with it."""
+    RENEW = "renew"
+    """Renew the token (single flight), then replay."""
+
+
+def decide(
+    status: int, message: str | None, sent: str | None, stored: Token | None, renewable: bool
+) -> Action:
+    """Decide what a response from the Twitch API calls for. Pure: no I/O, no clock.
+
+    Args:
+        status: the response's HTTP status.
+        message: Twitch's ``message`` field, if any.
+        sent: the access token the request carried.
+        stored: the token in the store now.
+        renewable: whether a new token can be had (refresh token, client
+            secret for an app token, or a seed for an empty slot).
+    """
+    if status != 401:
+        return Action.RETURN
+    if message is not None and message.strip().lower().startswith(INCURABLE_401_MESSAGES):
+        return Action.RETURN
+    if stored is not None and stored.access_token != sent:
+        return Action.ADOPT
+    if not renewable:
+        return Action.RETURN
+    return Action.RENEW
+
+
+def default_token_file() -> str:
+    """The token file used when none is given: ``$TWITCH_TOKEN_FILE``, else a per-user config file.
+
+    On Linux that is ``$XDG_CONFIG_HOME/requests-twitch/tokens.json``
+    (``~/.config/...``); platformdirs picks the right folder elsewhere.
+    """
+    from_env = os.environ.get("TWITCH_TOKEN_FILE")
+    if from_env:
+        return from_env
+    import platformdirs
+
+    return os.path.join(platformdirs.user_config_dir("requests-twitch", appauthor=False), "tokens.json")
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return (scheme, parts.hostname or "", port)
+
+
+class TwitchAuth(AuthBase):
+    """Authenticate requests to the Twitch API, refreshing the token when Twitch says it died.
+
+    Attaches ``Authorization: Bearer <token>`` and ``Client-Id`` to requests
+    for the origin of ``api_url`` only; other requests go out untouched. On a
+    401 that a new token can cure, renews the token once across every thread
+    and process sharing the store, and replays the request once.
+
+    Args:
+        client_id: the application's client id.
+        client_secret: its secret; None for a public client. With a secret
+            and no user token, an app token is fetched on first use.
+        access_token: a user access token to seed the store with; written
+            only if the account's slot is empty (a stored token is newer).
+        refresh_token: the refresh token that goes with ``access_token``
+            (alone, it is traded for an access token on first use).
+        scopes: scopes asked for with an app token; the seed's scopes.
+        token_file: the shared JSON file; default :func:`default_token_file`.
+        store: any :class:`~requests_twitch.TokenStore`, instead of a file.
+        account: which token of this client in the store; default ``"user"``
+            with a seed, else ``"app"``.
+        on_refresh: ``on_refresh(old, new)``, called with two Tokens after a
+            renewal has been saved, only in the process that renewed.
+        id_url: the OAuth base URL, for FakeTwitch or a proxy.
+        api_url: the Helix base URL; its origin is the only one that gets
+            credentials.
+
+    Example:
+        ::
+
+            auth = TwitchAuth("my-client-id", "my-client-secret")
+            requests.get("https://api.twitch.tv/helix/games/top", auth=auth)
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        scopes: tuple[str, ...] | list[str] | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        store: TokenStore | None = None,
+        account: str | None = None,
+        on_refresh: Callable[[Token, Token], object] | None = None,
+        id_url: str = DEFAULT_ID_URL,
+        api_url: str = DEFAULT_API_URL,
+    ) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("client_id must be a non-empty string")
+        if store is not None and token_file is not None:
+            raise TypeError("pass token_file or store, not both")
+        self.client_id = client_id
+        self.scopes = tuple(scopes or ())
+        self.store = store if store is not None else JSONTokenStore(token_file or default_token_file())
+        seeded = access_token is not None or refresh_token is not None
+        self.account = account or ("user" if seeded else "app")
+        self.on_refresh = on_refresh
+        self.api_url = api_url.rstrip("/")
+        self._oauth = OAuthClient(client_id, client_secret, id_url=id_url)
+        self._seed_access = access_token
+        self._seed_refresh = refresh_token
+        origin = _origin(self.api_url)
+        if origin is None or origin[0] not in ("http", "https") or not origin[1]:
+            raise ValueError("api_url must be an http(s) URL")
+        self._origin = origin
+        # The fast form of the origin check: a prepared URL that starts with
+        # this prefix is on the API origin (the slash stops "api.twitch.tv.evil").
+        scheme, host, port = origin
+        host = f"[{host}]" if ":" in host else host
+        default = {"http": 80, "https": 443}[scheme]
+        self._prefix = f"{scheme}://{host}{'' if port == default else f':{port}'}/"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> TwitchAuth:
+        """Build a TwitchAuth from ``TWITCH_CLIENT_ID``, ``TWITCH_CLIENT_SECRET``,
+        ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN`` and ``TWITCH_TOKEN_FILE``.
+
+        Keyword arguments override the environment and pass any other
+        TwitchAuth argument.
+        """
+        env = {
+            "client_id": "TWITCH_CLIENT_ID",
+            "client_secret": "TWITCH_CLIENT_SECRET",
+            "access_token": "TWITCH_ACCESS_TOKEN",
+            "refresh_token": "TWITCH_REFRESH_TOKEN",
+            "token_file": "TWITCH_TOKEN_FILE",
+        }
+        kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
+        kwargs.update(overrides)
+        if not kwargs.get("client_id"):
+            raise TwitchAuthError("TWITCH_CLIENT_ID is not set: export your application's client id.")
+        if "store" in overrides:
+            kwargs.pop("token_file", None)
+        client_id = kwargs.pop("client_id")
+        client_secret = kwargs.pop("client_secret", None)
+        return cls(client_id, client_secret, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.client_id!r}, account={self.account!r}, store={self.store!r})"
+
+    # -- the public surface ------------------------------------------------
+
+    @property
+    def token(self) -> Token:
+        """The current token, fetched or renewed first if needed."""
+        return self._token_for_request()
+
+    def refresh(self) -> Token:
+        """Force one renewal of the token, single flight across threads and processes.
+
+        If another process renews it at the same moment, its token is adopted
+        and Twitch is called once in all.
+        """
+        return self._renew(self._token_for_request().access_token)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not self._is_api(r.url):
+            return r
+        token = self._token_for_request()
+        r.headers["Authorization"] = f"Bearer {token.access_token}"  # capital B: Helix rejects "bearer"
+        r.headers["Client-Id"] = self.client_id
+        r.register_hook("response", self._handle_response)
+        return r
+
+    # -- per request ---------------------------------------------------------
+
+    def _is_api(self, url: str | None) -> bool:
+        if not url:
+            return False
+        return url.startswith(self._prefix) or _origin(url) == self._origin
+
+    def _token_for_request(self) -> Token:
+        token = self.store.current(self.client_id, self.account)
+        if token is None:
+            return self._renew(None)
+        if self._renewable(token) and token.is_expired(_margin(token)):
+            return self._renew(token.access_token)
+        return token
+
+    def _handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        request = r.request
+        if not self._is_api(request.url):
+            return r
+        if r.is_redirect:
+            self._drop_credentials_if_leaving(r)
+            return r
+        if r.status_code != 401:
+            return r
+        sent = _sent_token(request)
+        stored = self.store.current(self.client_id, self.account)
+        action = decide(r.status_code, _twitch_message(r), sent, stored, self._renewable(stored))
+        if action is Action.RETURN:
+            return r
+        if action is Action.ADOPT and stored is not None:
+            log.debug("adopting the token saved meanwhile for account %r", self.account)
+            token = stored
+        else:
+            token = self._renew(sent)
+        return self._replay(r, token, **kwargs)
+
+    def _drop_credentials_if_leaving(self, r: requests.Response) -> None:
+        # requests re-sends a copy of this request to the redirect target; it
+        # strips Authorization on a host change but keeps Client-Id. Strip both
+        # before the copy is made, so nothing follows a redirect off the origin.
+        target = urljoin(r.url, r.headers.get("location", ""))
+        if not self._is_api(target):
+            r.request.headers.pop("Authorization", None)
+            r.request.headers.pop("Client-Id", None)
+
+    def _replay(self, r: requests.Response, token: Token, **kwargs: Any) -> requests.Response:
+        """Send the request again with ``token``, once (requests' HTTPDigestAuth recipe)."""
+        prep = r.request.copy()
+        if not _rewind(prep):
+            # A generator or a consumed stream would go out half empty: keep
+            # the 401 (the token is renewed for the next request).
+            log.warning("not replaying a request whose body cannot be rewound; returning the 401")
+            return r
+        r.content  # consume the body and release the connection for the replay
+        r.close()
+        jar = prep._cookies
+        if jar is not None:
+            extract_cookies_to_jar(jar, r.request, r.raw)
+            prep.prepare_cookies(jar)
+        prep.headers["Authorization"] = f"Bearer {token.access_token}"
+        # copy() shares the hooks dict: build a new one without this hook.
+        prep.hooks = {
+            event: [h for h in hooks if h != self._handle_response] for event, hooks in prep.hooks.items()
+        }
+        replayed = r.connection.send(prep, **kwargs)
+        replayed.history.append(r)
+        replayed.request = prep
+        return replayed
+
+    # -- getting a token -------------------------------------------------------
+
+    def _renewable(self, token: Token | None) -> bool:
+        if token is None:
+            return self._seed_access is not None or self._seed_refresh is not None or self._oauth.has_secret
+        return bool(token.refresh_token) or (token.kind == "app" and self._oauth.has_secret)
+
+    def _renew(self, failed: str | None) -> Token:
+        """Replace the token that failed, unless another thread or process already did.
+
+        The single flight: under the store's lock, re-read the stored token;
+        if it is not the one that failed, use it without calling Twitch. Only
+        otherwise call Twitch, and save the result before releasing the lock.
+        """
+        with self.store.lock():
+            stored = self.store.load(self.client_id, self.account)
+            if stored is None:
+                token = self._first_token()
+                self.store.save(self.client_id, self.account, token)
+                return token
+            if stored.access_token != failed:
+                return stored
+            try:
+                token = self._next_token(stored)
+            except TokenRefreshError as exc:
+                again = self._adopt_after_invalid_refresh(exc, stored)
+                if again is None:
+                    raise
+                return again
+            self.store.save(self.client_id, self.account, token)
+        log.info("renewed the %s token of client %r, account %r", stored.kind, self.client_id, self.account)
+        if self.on_refresh is not None:
+            self.on_refresh(stored, token)
+        return token
+
+    def _first_token(self) -> Token:
+        """The token for an empty slot: the seed, or an app token."""
+        if self._seed_access is not None:
+            return Token(self._seed_access, refresh_token=self._seed_refresh, scopes=self.scopes)
+        if self._seed_refresh is not None:
+            return self._oauth.refresh(self._seed_refresh)
+        if self._oauth.has_secret:
+            log.info("fetching an app token for client %r, account %r", self.client_id, self.account)
+            return self._oauth.client_credentials(self.scopes)
+        raise TwitchAuthError(
+            f"no token stored for client {self.client_id!r}, account {self.account!r} in {self.store!r},"
+            " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
+            " (user token), or log in first."
+        )
+
+    def _next_token(self, stored: Token) -> Token:
+        if stored.refresh_token:
+            return self._oauth.refresh(stored.refresh_token, previous=stored)
+        if stored.kind == "app" and self._oauth.has_secret:
+            return self._oauth.client_credentials(stored.scopes or self.scopes)
+        raise TwitchAuthError(
+            f"the token of client {self.client_id!r}, account {self.account!r} cannot be renewed"
+            " (no refresh token): log in again."
+        )
+
+    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
+        """After "Invalid refresh token", use a token someone saved meanwhile, if any.
+
+        A process outside this lock's reach (another machine, a hand edit) may
+        have rotated the token; spending it again would revoke the user's
+        whole grant (twitchdev/issues#903), so look once before giving up.
+        """
+        if (exc.message or "").lower() != "invalid refresh token":
+            return None
+        again = self.store.load(self.client_id, self.account)
+        if again is None or again.access_token == spent.access_token:
+            return None
+        log.info("refresh token already spent; adopting the token saved for account %r", self.account)
+        return again
+
+
+def _margin(token: Token) -> float:
+    # Never more than a tenth of the token's lifetime, so a short-lived token
+    # is not renewed on every request.
+    if token.expires_at is not None and token.obtained_at is not None:
+        return min(EXPIRY_MARGIN, (token.expires_at - token.obtained_at) / 10)
+    return EXPIRY_MARGIN
+
+
+def _sent_token(request: requests.PreparedRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+
+
+def _twitch_message(r: requests.Response) -> str | None:
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    message = body.get("message") if isinstance(body, Mapping) else None
+    return message if isinstance(message, str) else None
+
+
+def _rewind(prep: requests.PreparedRequest) -> bool:
+    """Rewind a file body to where it started; False if the body cannot be sent again."""
+    if prep.body is None or isinstance(prep.body, (bytes, str)):
+        return True
+    try:
+        rewind_body(prep)
+    except UnrewindableBodyError:
+        return False
+    return True

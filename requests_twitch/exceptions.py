@@ -1,0 +1,68 @@
+"""The small error tree of requests-twitch.
+
+Every error is a :class:`requests.RequestException`, so ``except
+requests.RequestException`` clauses in existing scripts keep catching what
+goes wrong with authentication too. No message ever contains a token or the
+client secret: messages describe what happened and what to do next, never
+the values involved.
+"""
+
+from __future__ import annotations
+
+import os
+
+import requests
+
+__all__ = ["TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+
+
+class TwitchAuthError(requests.RequestException):
+    """Raised when a request cannot be authenticated for Twitch.
+
+    The base class of every requests-twitch error, and itself raised when no
+    token can be had at all (no stored token, no seed and no client secret).
+    """
+
+
+class TokenRefreshError(TwitchAuthError):
+    """Raised when Twitch refuses to issue a token, or answers with something that is not one.
+
+    Attributes:
+        status_code: the HTTP status of Twitch's answer, or None when Twitch
+            was never reached (connection refused, timeout).
+        message: Twitch's own ``message`` field (for example ``"Invalid
+            refresh token"``), or None when the answer had none.
+
+    The stored token is never overwritten when this is raised.
+    """
+
+    def __init__(
+        self,
+        description: str = "Twitch did not issue a token",
+        *,
+        status_code: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status_code = status_code
+        self.message = message
+
+
+class TokenStoreError(TwitchAuthError):
+    """Raised when the token store is unreadable, corrupt, or its lock cannot be taken in time.
+
+    Attributes:
+        path: the file (or other location) the error is about, or None.
+
+    The store's content is left exactly as it was: a corrupt file may hold
+    the only copy of a rotated refresh token, which a person can still rescue.
+    """
+
+    def __init__(
+        self,
+        description: str = "the token store failed",
+        *,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.path = None if path is None else os.fspath(path)

@@ -1,0 +1,273 @@
+"""The calls to id.twitch.tv: client credentials and refresh (more flows build on these).
+
+Token calls go through a plain ``requests.Session`` of their own, never the
+authenticated one, so that a refresh can never recurse into the auth that
+asked for it. Request bodies are built with oauthlib's RFC 6749 plumbing;
+answers are parsed here, because Twitch's are not RFC 6749: errors are
+``{"status": 400, "message": "Invalid refresh token"}`` with no ``error``
+key, and ``scope``/``expires_in`` come in several shapes (twitch-facts §1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Iterable, Mapping
+
+import requests
+from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .exceptions import TokenRefreshError, TwitchAuthError
+from . import token as tokens
+from .token import Kind, Token
+
+__all__ = ["DEFAULT_API_URL", "DEFAULT_ID_URL", "OAuthClient", "parse_token_response"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ID_URL = "https://id.twitch.tv/oauth2"
+DEFAULT_API_URL = "https://api.twitch.tv/helix"
+
+TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for every token call; shorter than the store's lock timeout."""
+
+_FORM = "application/x-www-form-urlencoded"
+
+# What the user should do next, by Twitch's message (lower-cased).
+_HINTS = {
+    "invalid refresh token": (
+        "The refresh token was revoked, expired (a public client's after 30 days unused)"
+        " or already spent: the user must log in again."
+    ),
+    "missing client secret": "This client is confidential: pass its client_secret.",
+    "invalid client secret": (
+        "Check the client secret (TWITCH_CLIENT_SECRET); generating a new secret invalidates the old one."
+    ),
+    "invalid client": "Check the client id (TWITCH_CLIENT_ID) in the Twitch developer console.",
+}
+
+
+def _session() -> requests.Session:
+    """A plain session for token calls, with retries only where they are surely safe.
+
+    urllib3 retries a connection that could not be established (the request
+    never reached Twitch), never a read error or timeout: after those the
+    refresh may have been applied, and a single-use refresh token may be spent.
+    """
+    session = requests.Session()
+    retry = Retry(total=None, connect=2, read=False, redirect=0, status=0, other=0, backoff_factor=0.2)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
+    session.auth = lambda r: r
+    return session
+
+
+class OAuthClient:
+    """The token endpoints of id.twitch.tv, for one client id.
+
+    Args:
+        client_id: the application's client id.
+        client_secret: its secret; None for a public client.
+        id_url: the OAuth base URL (``https://id.twitch.tv/oauth2``).
+        timeout: (connect, read) seconds for every call.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        id_url: str = DEFAULT_ID_URL,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.id_url = id_url.rstrip("/")
+        self.timeout = timeout
+        self._session = _session()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.client_id!r}, id_url={self.id_url!r})"
+
+    @property
+    def has_secret(self) -> bool:
+        """True for a confidential client (one with a client secret)."""
+        return bool(self._client_secret)
+
+    def client_credentials(self, scopes: Iterable[str] = ()) -> Token:
+        """Mint an app access token (Twitch cannot refresh those; a new one is minted instead)."""
+        if not self._client_secret:
+            raise TwitchAuthError(
+                f"an app token for client {self.client_id!r} needs the client secret:"
+                " pass client_secret, or a user token (access_token/refresh_token)."
+            )
+        body = prepare_token_request(
+            "client_credentials",
+            client_id=self.client_id,
+            client_secret=self._client_secret,
+            scope=list(scopes) or None,
+        )
+        payload = self._post_token(body, "an app token")
+        return self._parse(payload, kind="app", previous=None)
+
+    def refresh(self, refresh_token: str, previous: Token | None = None) -> Token:
+        """Trade a refresh token for a new user token.
+
+        The client secret is sent only when there is one: public clients
+        refresh without it (twitchdev/issues#953). Keeps ``user_id``,
+        ``login`` and, when Twitch leaves them out, the scopes of ``previous``.
+        """
+        body = prepare_token_request(
+            "refresh_token",
+            client_id=self.client_id,
+            client_secret=self._client_secret or None,
+            refresh_token=refresh_token,
+        )
+        payload = self._post_token(body, "a refreshed user token", secrets=(refresh_token,))
+        return self._parse(payload, kind="user", previous=previous)
+
+    def _post_token(self, body: str, what: str, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+        url = f"{self.id_url}/token"
+        secrets = (*secrets, *((self._client_secret,) if self._client_secret else ()))
+        try:
+            # Connection: close: a token call every few hours gains nothing
+            # from keep-alive, and a pooled connection the server dropped
+            # would fail in a way that cannot be told apart from a lost answer.
+            response = self._session.post(
+                url,
+                data=body,
+                headers={"Content-Type": _FORM, "Connection": "close"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.ReadTimeout as exc:
+            raise TokenRefreshError(
+                f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s."
+                " It may have been applied; try again, and if Twitch then answers"
+                " 'Invalid refresh token', the user must log in again."
+            ) from exc
+        except requests.RequestException as exc:
+            raise TokenRefreshError(
+                f"could not reach {url} for {what} ({type(exc).__name__});"
+                " check the network or id_url and try again."
+            ) from exc
+        with response:
+            return _token_payload(response, what, secrets)
+
+    def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
+        try:
+            return parse_token_response(payload, kind=kind, previous=previous)
+        except ValueError as exc:
+            raise TokenRefreshError(
+                f"Twitch answered HTTP 200 but not with a usable token ({exc}).", status_code=200
+            ) from None
+
+
+def _token_payload(response: requests.Response, what: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """Return the JSON object of a 200 answer, or raise TokenRefreshError with Twitch's message."""
+    status = response.status_code
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if status == 200 and isinstance(payload, dict):
+        return payload
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message:
+        message = None
+    else:
+        message = _redact(message[:300], secrets)
+    if status == 200:
+        raise TokenRefreshError(
+            f"Twitch answered HTTP 200 to the request for {what}, but not with a JSON object"
+            f" (Content-Type {response.headers.get('Content-Type', 'missing')!r}).",
+            status_code=status,
+        )
+    hint = _HINTS.get((message or "").lower())
+    if hint is None:
+        hint = (
+            "Twitch had a problem; try again later."
+            if status >= 500
+            else "See https://dev.twitch.tv/docs/authentication/ for what it means."
+        )
+    said = f": {message}" if message else " (no Twitch message in the answer)"
+    raise TokenRefreshError(
+        f"Twitch refused the request for {what} (HTTP {status}{said}). {hint}",
+        status_code=status,
+        message=message,
+    )
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    # A proxy or a misbehaving server might echo the request; never repeat a secret.
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def parse_token_response(
+    payload: Mapping[str, Any], *, kind: Kind = "user", previous: Token | None = None
+) -> Token:
+    """Build a Token from the JSON of a successful ``/oauth2/token`` answer.
+
+    Tolerant where Twitch is inconsistent (twitch-facts §1.4, §8.5):
+    ``expires_in`` may be a number, a numeric string, 0 (does not expire) or
+    absent; a negative or unreadable value is treated as unknown, so Twitch's
+    401 decides. ``scope`` may be a list, a space-separated string, ``[""]``
+    or absent (then the previous token's scopes are kept: a refresh cannot
+    change them). An empty or absent ``refresh_token`` keeps the previous one.
+
+    Raises:
+        ValueError: no usable ``access_token``; the message never holds a value.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError("the answer is not a JSON object")
+    access_token = payload.get("access_token")
+    if not isinstance(access_token, str) or not access_token.strip():
+        raise ValueError("no access_token")
+    obtained_at = tokens.now()
+    expires_in = _seconds(payload.get("expires_in"))
+    refresh_token = payload.get("refresh_token")
+    if kind == "app":
+        refresh_token = None
+    elif not isinstance(refresh_token, str) or not refresh_token:
+        refresh_token = previous.refresh_token if previous is not None else None
+    scopes = _scopes(payload.get("scope"))
+    if scopes is None:
+        scopes = previous.scopes if previous is not None else ()
+    return Token(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_at=None if expires_in is None else obtained_at + expires_in,
+        scopes=scopes,
+        user_id=previous.user_id if previous is not None else None,
+        login=previous.login if previous is not None else None,
+        obtained_at=obtained_at,
+        kind=kind,
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def _scopes(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, (list, tuple)):
+        return tuple(s for s in value if isinstance(s, str) and s)
+    return None

@@ -1,0 +1,414 @@
+"""Token stores: the TokenStore interface, JSONTokenStore and MemoryTokenStore.
+
+The protocol that keeps a single-use refresh token from being spent twice
+lives once, in :mod:`requests_twitch.auth`; a store only offers the parts it
+needs (see ../shared/research/persistence.md for the measured design):
+
+- ``version()``: a cheap "has it changed" marker for the hot path;
+- ``load()``: an authoritative read that needs no lock;
+- ``lock()``: exclusion across threads and processes;
+- ``save()``: an atomic read-modify-write, only while holding ``lock()``.
+
+Tokens are kept per (client id, account): one store holds many of both.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from typing import Any, Dict, Hashable, Iterator, Tuple
+
+import filelock
+
+from .exceptions import TokenStoreError
+from .token import Token
+
+__all__ = ["JSONTokenStore", "MemoryTokenStore", "TokenStore"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+DEFAULT_LOCK_TIMEOUT = 60.0
+"""Seconds to wait for the store's lock; longer than a token call's timeout,
+so that a process waiting behind a slow refresh does not give up first."""
+
+_STALE_TEMP_SECONDS = 60.0
+
+_Key = Tuple[str, str]
+
+
+class TokenStore(abc.ABC):
+    """Where tokens live, shared by every thread and process that uses it.
+
+    A store keeps the current token of each (client id, account). Subclasses
+    implement :meth:`version`, :meth:`load`, :meth:`lock` and :meth:`save`;
+    :meth:`current` is the cached hot path built on them. A Redis or SQL store
+    plugs in by implementing the same four methods with the same promises.
+    Subclasses must call ``super().__init__()``.
+    """
+
+    def __init__(self) -> None:
+        # key -> (version seen, token then); replaced whole, never mutated,
+        # so threads reading it without a lock see a consistent pair.
+        self._cache: Dict[_Key, Tuple[Hashable, Token | None]] = {}
+
+    @abc.abstractmethod
+    def version(self) -> Hashable:
+        """Return a cheap marker of the store's content, read without a lock.
+
+        Two equal markers should mean the content did not change in between;
+        a marker may also change when nothing did (that only costs a reload).
+        It is a hint for the hot path: correctness never depends on it,
+        because a 401 always goes through :meth:`lock` and :meth:`load`.
+        """
+
+    @abc.abstractmethod
+    def load(self, client_id: str, account: str) -> Token | None:
+        """Read the stored token of an account from the backend itself, bypassing caches.
+
+        Needs no lock: writers replace content atomically, so a reader sees
+        either the old or the new state. Returns None if there is none.
+
+        Raises:
+            TokenStoreError: the store is unreadable or corrupt.
+        """
+
+    @abc.abstractmethod
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Return a context manager that excludes every other holder, in any thread or process.
+
+        Raises:
+            TokenStoreError: the lock could not be taken within the store's timeout.
+        """
+
+    @abc.abstractmethod
+    def save(self, client_id: str, account: str, token: Token) -> None:
+        """Store the token of an account, keeping every other account as it is.
+
+        Must be called while holding :meth:`lock`. The write is atomic: a
+        reader never sees it half done, and a crash leaves the old content.
+
+        Raises:
+            TokenStoreError: the store could not be written; it is unchanged.
+        """
+
+    def current(self, client_id: str, account: str) -> Token | None:
+        """Return the stored token, re-reading the backend only when :meth:`version` changed.
+
+        This is the per-request path: no lock, and no parse while nothing changed.
+        """
+        key = (client_id, account)
+        version = self.version()  # read before the data: a write in between only costs a reload
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        token = self.load(client_id, account)
+        self._cache[key] = (version, token)
+        return token
+
+
+class MemoryTokenStore(TokenStore):
+    """A store in this process's memory: for tests, and for scripts that keep nothing.
+
+    Threads of one process share it safely; other processes do not see it.
+
+    Example:
+        >>> store = MemoryTokenStore()
+        >>> with store.lock():
+        ...     store.save("client", "user", Token("abc"))
+        >>> store.current("client", "user").access_token
+        'abc'
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tokens: Dict[_Key, Token] = {}
+        self._version = 0
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def version(self) -> Hashable:
+        return self._version
+
+    def load(self, client_id: str, account: str) -> Token | None:
+        return self._tokens.get((client_id, account))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        with self._lock:
+            self._holder = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    def save(self, client_id: str, account: str, token: Token) -> None:
+        if self._holder != threading.get_ident():
+            raise RuntimeError("save() must be called while holding lock()")
+        self._tokens[(client_id, account)] = token
+        self._version += 1
+
+
+class _PathLocks:
+    """The locks of one token file in this process: a thread lock in front of the file lock.
+
+    Threads queue on the in-memory lock instead of polling the file; the
+    ``FileLock`` is built per process, because filelock refuses an instance
+    inherited across ``fork()``.
+    """
+
+    def __init__(self, lock_path: str) -> None:
+        self.thread_lock = threading.Lock()
+        self.holder: int | None = None
+        # preserve_lock_file: the lock file is never deleted, so waiters never
+        # split across two inodes; fallback_to_soft=False: fail closed on a
+        # file system without flock instead of silently weakening the lock.
+        self.file_lock = filelock.FileLock(
+            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False
+        )
+
+
+_registry: Dict[str, _PathLocks] = {}
+_registry_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A thread of the parent may have held a lock at fork time; the child
+    # starts with fresh ones (and never touches the parent's file lock).
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _registry.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _locks_for(lock_path: str) -> _PathLocks:
+    with _registry_lock:
+        locks = _registry.get(lock_path)
+        if locks is None:
+            locks = _registry[lock_path] = _PathLocks(lock_path)
+        return locks
+
+
+class JSONTokenStore(TokenStore):
+    """A JSON file shared by every process on this machine, guarded by a lock file beside it.
+
+    - Reads need no lock: writes go to a temporary file in the same folder,
+      are flushed and fsynced, and replace the file with ``os.replace``.
+    - ``version()`` is the file's ``os.stat`` signature, so the hot path costs
+      one ``stat`` and no parse while the file is unchanged.
+    - The file is created ``0600`` and its folder ``0700``; the lock file
+      ``<path>.lock`` is never replaced or deleted.
+    - A file that is empty, not JSON or of the wrong shape raises
+      :class:`TokenStoreError` naming the path, and is never overwritten.
+
+    Keep the file on a local file system: file locks do not exclude across
+    NFS clients.
+
+    Args:
+        path: the token file.
+        lock_timeout: seconds to wait for the lock before raising
+            :class:`TokenStoreError`.
+
+    Example:
+        ::
+
+            store = JSONTokenStore("~/.config/requests-twitch/tokens.json", lock_timeout=30)
+            auth = TwitchAuth("my-client-id", "my-client-secret", store=store)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        super().__init__()
+        self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        self.lock_path = self.path + ".lock"
+        self.lock_timeout = float(lock_timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    # -- reading ---------------------------------------------------------
+
+    def version(self) -> Hashable:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._error(f"cannot stat the token file: {exc.strerror}") from exc
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def load(self, client_id: str, account: str) -> Token | None:
+        record = self._read()["tokens"].get(client_id, {}).get(account)
+        return None if record is None else Token.from_dict(record)
+
+    def _read(self) -> dict[str, Any]:
+        """Parse and check the whole file; a missing file is an empty store."""
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return {"schema": SCHEMA, "tokens": {}}
+        except IsADirectoryError as exc:
+            raise self._error("the token file is a directory") from exc
+        except OSError as exc:
+            raise self._error(f"cannot read the token file: {exc.strerror}") from exc
+        if not raw.strip():
+            raise self._error("the token file is empty", corrupt=True)
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # JSONDecodeError's text is a position, never the file's content.
+            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from exc
+        try:
+            _check_document(doc)
+        except ValueError as exc:
+            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
+        return doc  # type: ignore[no-any-return]
+
+    # -- writing ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        self._make_folder()
+        locks = _locks_for(self.lock_path)
+        if not locks.thread_lock.acquire(timeout=self.lock_timeout):
+            raise self._lock_timeout()
+        try:
+            try:
+                locks.file_lock.acquire(timeout=self.lock_timeout)
+            except filelock.Timeout:
+                raise self._lock_timeout() from None
+            except OSError as exc:
+                raise self._error(f"cannot open the lock file {self.lock_path}: {exc.strerror}") from exc
+            locks.holder = threading.get_ident()
+            try:
+                self._remove_stale_temp_files()
+                yield
+            finally:
+                locks.holder = None
+                locks.file_lock.release()
+        finally:
+            locks.thread_lock.release()
+
+    def save(self, client_id: str, account: str, token: Token) -> None:
+        if _locks_for(self.lock_path).holder != threading.get_ident():
+            raise RuntimeError("save() must be called while holding lock()")
+        doc = self._read()  # re-read: another process may have saved another account
+        doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
+        self._write(doc)
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        folder, name = os.path.split(self.path)
+        try:
+            # mkstemp creates the file 0600 whatever the umask, and os.replace
+            # keeps that mode: the token file is never readable by others.
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        except OSError as exc:
+            raise self._error(f"cannot write the token file: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise self._error(f"cannot write the token file: {exc.strerror}") from exc
+            raise
+        _fsync_folder(folder)
+
+    def _make_folder(self) -> None:
+        folder = os.path.dirname(self.path)
+        if os.path.isdir(folder):
+            return
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)  # makedirs' mode is cut by the umask
+        except OSError as exc:
+            raise self._error(f"cannot create the folder {folder}: {exc.strerror}") from exc
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete temporary files left by a writer killed mid-write (they hold tokens).
+
+        Runs under the lock, so no live writer owns them; the age check is a
+        margin for clocks and file systems that behave oddly.
+        """
+        folder, name = os.path.split(self.path)
+        prefix = f".{name}."
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+        except OSError:
+            return
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_SECONDS:
+                    os.unlink(entry.path)
+                    log.warning("removed a stale temporary token file left by a killed writer: %s", entry.path)
+
+    # -- errors ------------------------------------------------------------
+
+    def _error(self, what: str, *, corrupt: bool = False) -> TokenStoreError:
+        advice = (
+            " It was left as it is: fix it by hand, or move it away and log in again."
+            if corrupt
+            else ""
+        )
+        return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
+
+    def _lock_timeout(self) -> TokenStoreError:
+        return TokenStoreError(
+            f"{self.path}: could not take the lock {self.lock_path} within {self.lock_timeout:g} s;"
+            " another process holds it (raise lock_timeout if refreshes are slow here).",
+            path=self.path,
+        )
+
+
+def _check_document(doc: Any) -> None:
+    """Raise ValueError, naming the place, if ``doc`` is not a token file this version can use."""
+    if not isinstance(doc, dict):
+        raise ValueError("the top level must be a JSON object")
+    schema = doc.get("schema")
+    if schema != SCHEMA:
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+            raise ValueError(f"schema {schema} is newer than this version of requests-twitch reads (upgrade it)")
+        raise ValueError(f"'schema' must be {SCHEMA}")
+    tokens = doc.get("tokens")
+    if not isinstance(tokens, dict):
+        raise ValueError("'tokens' must be a JSON object")
+    for client_id, accounts in tokens.items():
+        if not isinstance(accounts, dict):
+            raise ValueError(f"tokens[{client_id!r}] must be a JSON object")
+        for account, record in accounts.items():
+            try:
+                Token.from_dict(record)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"tokens[{client_id!r}][{account!r}]: {exc}") from None
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename durable (POSIX): a rename is atomic at once but durable only after this."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder
+        return
+    # Best effort: the new file is in place already; some file systems
+    # cannot fsync a folder, and that must not fail the refresh that wrote it.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+

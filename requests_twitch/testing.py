@@ -1,0 +1,564 @@
+"""FakeTwitch: a real HTTP server on 127.0.0.1 that behaves like id.twitch.tv and a few Helix endpoints.
+
+Test scripts against it instead of the network: point ``id_url`` and
+``api_url`` at :attr:`FakeTwitch.id_url` and :attr:`FakeTwitch.api_url`. It
+follows ../shared/research/twitch-facts.md and defaults to Twitch's harshest
+documented behaviour: refresh tokens are single use, spending a spent one
+revokes the user's whole grant (twitchdev/issues#903), and a refresh revokes
+the access token it replaces.
+
+Example:
+    >>> from requests_twitch import MemoryTokenStore, TwitchSession
+    >>> with FakeTwitch() as twitch:
+    ...     with TwitchSession(twitch.client_id, twitch.client_secret, id_url=twitch.id_url,
+    ...                        api_url=twitch.api_url, store=MemoryTokenStore()) as s:
+    ...         s.get("games/top").status_code
+    200
+
+With pytest, the ``fake_twitch`` fixture yields a running FakeTwitch.
+"""
+
+from __future__ import annotations
+
+import collections
+import email.parser
+import email.policy
+import http.server
+import json
+import secrets
+import socket
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+from urllib.parse import parse_qsl, urlsplit
+
+from .token import Token
+
+__all__ = ["FakeTwitch", "HelixRequest"]
+
+_DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_Answer = Tuple[int, Any, Dict[str, str]]  # status, JSON body (None: empty), extra headers
+
+
+@dataclass
+class _Grant:
+    client_id: str
+    user_id: str | None
+    login: str | None
+    scopes: tuple[str, ...]
+    alive: bool = True
+
+
+@dataclass
+class _Access:
+    grant: _Grant
+    expires_at: float
+    alive: bool = True
+
+
+@dataclass(frozen=True)
+class HelixRequest:
+    """One request FakeTwitch's Helix side received, as it arrived."""
+
+    method: str
+    path: str
+    query: str
+    headers: Dict[str, str]
+    body: bytes
+
+
+@dataclass
+class _Device:
+    client_id: str
+    scopes: tuple[str, ...]
+    user_code: str
+    expires_at: float
+    approved: _Grant | None = None
+    used: bool = False
+
+
+@dataclass
+class _State:
+    clients: Dict[str, str | None]
+    access: Dict[str, _Access] = field(default_factory=dict)
+    refresh: Dict[str, Tuple[_Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
+    devices: Dict[str, _Device] = field(default_factory=dict)
+
+
+class FakeTwitch:
+    """A fake id.twitch.tv and Helix on a random port of 127.0.0.1.
+
+    Args:
+        client_id, client_secret: a confidential client it knows.
+        public_client_id: a public client (no secret) it knows.
+        single_use_refresh_tokens: spend a refresh token on use, and revoke
+            the grant when a spent one comes back (as Twitch does for public
+            clients; the default applies it to every client).
+        revoke_on_refresh: a refresh revokes the access token it replaces.
+        user_token_lifetime, app_token_lifetime: ``expires_in`` in seconds.
+        token_delay: seconds the token endpoint takes to answer.
+
+    Attributes:
+        calls: a Counter of the calls received: ``"client_credentials"``,
+            ``"refresh_token"``, ``"device_code"``, ``"validate"``,
+            ``"revoke"``, ``"device"`` and ``"helix"``.
+        grants_revoked: how many grants a reused refresh token killed.
+        helix_requests: the Helix requests received, oldest first.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "fake-client-id",
+        client_secret: str = "fake-client-secret",
+        public_client_id: str = "fake-public-client-id",
+        single_use_refresh_tokens: bool = True,
+        revoke_on_refresh: bool = True,
+        user_token_lifetime: float = 14124,
+        app_token_lifetime: float = 5011271,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.public_client_id = public_client_id
+        self.single_use_refresh_tokens = single_use_refresh_tokens
+        self.revoke_on_refresh = revoke_on_refresh
+        self.user_token_lifetime = user_token_lifetime
+        self.app_token_lifetime = app_token_lifetime
+        self.token_delay = token_delay
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.grants_revoked = 0
+        self.helix_requests: List[HelixRequest] = []
+        self._state = _State(clients={client_id: client_secret, public_client_id: None})
+        self._lock = threading.Lock()
+        self._redirects: Dict[str, str] = {}
+        self._queued: Dict[str, List[Tuple[int, bytes, str]]] = collections.defaultdict(list)
+        self._server: _Server | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> FakeTwitch:
+        """Start serving on 127.0.0.1 and a free port; returns self."""
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeTwitch:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self._server is None:
+            raise RuntimeError("FakeTwitch is not running: call start() or use it in a with block")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def id_url(self) -> str:
+        """The OAuth base URL, to pass as ``id_url``."""
+        return self.url + "/oauth2"
+
+    @property
+    def api_url(self) -> str:
+        """The Helix base URL, to pass as ``api_url``."""
+        return self.url + "/helix"
+
+    # -- controls for tests --------------------------------------------------
+
+    def issue_user_token(
+        self,
+        *,
+        client_id: str | None = None,
+        user_id: str = "141981764",
+        login: str = "twitchdev",
+        scopes: tuple[str, ...] | list[str] = (),
+    ) -> Token:
+        """Mint a user token (as after a login) and return it with its refresh token."""
+        grant = _Grant(client_id or self.client_id, user_id, login, tuple(scopes))
+        with self._lock:
+            payload = self._mint(grant, refresh=True)
+        return Token(
+            payload["access_token"],
+            refresh_token=payload["refresh_token"],
+            expires_at=time.time() + payload["expires_in"],
+            scopes=tuple(scopes),
+            user_id=user_id,
+            login=login,
+            obtained_at=time.time(),
+        )
+
+    def expire_tokens(self) -> int:
+        """Expire every live access token now, server side; returns how many."""
+        with self._lock:
+            live = [a for a in self._state.access.values() if a.alive and a.expires_at > time.time()]
+            for access in live:
+                access.expires_at = 0.0
+            return len(live)
+
+    def approve_device(self, user_code: str, *, user_id: str = "141981764", login: str = "twitchdev") -> None:
+        """Act as the user who enters ``user_code`` on twitch.tv/activate and clicks Authorize."""
+        with self._lock:
+            for device in self._state.devices.values():
+                if device.user_code == user_code:
+                    device.approved = _Grant(device.client_id, user_id, login, device.scopes)
+                    return
+        raise KeyError(user_code)
+
+    def redirect(self, path: str, location: str) -> None:
+        """Answer requests for ``path`` (e.g. ``/helix/moved``) with a 302 to ``location``."""
+        self._redirects[path] = location
+
+    def queue_response(
+        self, path: str, status: int, body: bytes | str = b"", content_type: str = "application/json"
+    ) -> None:
+        """Answer the next request for ``path`` with this response instead (failure injection)."""
+        data = body.encode() if isinstance(body, str) else body
+        self._queued[path].append((status, data, content_type))
+
+    def issued_secrets(self) -> set[str]:
+        """Every secret this server knows: client secrets, and every token it ever issued.
+
+        For tests that search logs and output for leaks.
+        """
+        with self._lock:
+            known = set(self._state.access) | set(self._state.refresh)
+            return known | {s for s in self._state.clients.values() if s}
+
+    # -- id.twitch.tv ----------------------------------------------------------
+
+    def _count(self, call: str) -> None:
+        with self._lock:
+            self.calls[call] += 1
+
+    def _mint(self, grant: _Grant, *, refresh: bool) -> dict[str, Any]:
+        """Create an access token (and a refresh token) for ``grant``; needs self._lock."""
+        lifetime = self.user_token_lifetime if refresh else self.app_token_lifetime
+        access = secrets.token_hex(15)
+        self._state.access[access] = _Access(grant, time.time() + lifetime)
+        payload: dict[str, Any] = {"access_token": access, "expires_in": int(lifetime), "token_type": "bearer"}
+        if refresh:
+            # Like Twitch's, with characters that must be form-encoded.
+            token = secrets.token_urlsafe(24) + "%/="
+            self._state.refresh[token] = (grant, False)
+            payload["refresh_token"] = token
+            if grant.scopes:
+                payload["scope"] = list(grant.scopes)
+        return payload
+
+    def _token(self, params: dict[str, str]) -> _Answer:
+        grant_type = params.get("grant_type", "")
+        client_id = params.get("client_id", "")
+        if grant_type in ("client_credentials", "refresh_token", _DEVICE_GRANT):
+            self._count(grant_type)
+        if self.token_delay:
+            time.sleep(self.token_delay)
+        with self._lock:
+            if client_id not in self._state.clients:
+                return _oauth_error(400, "invalid client")
+            secret = self._state.clients[client_id]
+            if grant_type == "client_credentials":
+                if secret is None:
+                    return _oauth_error(400, "invalid client")
+                denied = _check_secret(secret, params)
+                if denied:
+                    return denied
+                return 200, self._mint(_Grant(client_id, None, None, ()), refresh=False), {}
+            if grant_type == "refresh_token":
+                return self._refresh(client_id, secret, params)
+            if grant_type == _DEVICE_GRANT:
+                return self._poll_device(client_id, params)
+            return _oauth_error(400, "unsupported grant type")
+
+    def _refresh(self, client_id: str, secret: str | None, params: dict[str, str]) -> _Answer:
+        if not params.get("refresh_token"):
+            return _oauth_error(400, "missing refresh token")
+        if secret is not None:
+            denied = _check_secret(secret, params)
+            if denied:
+                return denied
+        entry = self._state.refresh.get(params["refresh_token"])
+        if entry is None or entry[0].client_id != client_id or not entry[0].alive:
+            return _oauth_error(400, "Invalid refresh token")
+        grant, spent = entry
+        if spent:
+            # twitchdev/issues#903: a spent refresh token kills the whole grant.
+            grant.alive = False
+            for access in self._state.access.values():
+                if access.grant is grant:
+                    access.alive = False
+            self.grants_revoked += 1
+            return _oauth_error(400, "Invalid refresh token")
+        if self.single_use_refresh_tokens:
+            self._state.refresh[params["refresh_token"]] = (grant, True)
+        if self.revoke_on_refresh:
+            for access in self._state.access.values():
+                if access.grant is grant:
+                    access.alive = False
+        return 200, self._mint(grant, refresh=True), {}
+
+    def _device(self, params: dict[str, str]) -> _Answer:
+        self._count("device")
+        client_id = params.get("client_id", "")
+        with self._lock:
+            if client_id not in self._state.clients:
+                return _oauth_error(400, "invalid client")
+            code, user_code = secrets.token_urlsafe(30), secrets.token_hex(4).upper()
+            scopes = tuple(params.get("scopes", "").split())
+            self._state.devices[code] = _Device(client_id, scopes, user_code, time.time() + 1800)
+        uri = f"https://www.twitch.tv/activate?device-code={user_code}"
+        body = {"device_code": code, "expires_in": 1800, "interval": 5, "user_code": user_code, "verification_uri": uri}
+        return 200, body, {}
+
+    def _poll_device(self, client_id: str, params: dict[str, str]) -> _Answer:
+        device = self._state.devices.get(params.get("device_code", ""))
+        if device is None or device.used or device.client_id != client_id or device.expires_at < time.time():
+            return _oauth_error(400, "invalid device code")
+        if device.approved is None:
+            return _oauth_error(400, "authorization_pending")
+        device.used = True
+        return 200, self._mint(device.approved, refresh=True), {}
+
+    def _validate(self, headers: Dict[str, str]) -> _Answer:
+        self._count("validate")
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("oauth", "bearer") or not token:
+            return _oauth_error(401, "missing authorization token")
+        with self._lock:
+            access = self._live(token)
+            if access is None:
+                return _oauth_error(401, "invalid access token")
+            grant = access.grant
+            body: dict[str, Any] = {"client_id": grant.client_id, "scopes": list(grant.scopes)}
+            if grant.user_id is not None:
+                body.update(login=grant.login, user_id=grant.user_id)
+            body["expires_in"] = int(access.expires_at - time.time())
+        return 200, body, {}
+
+    def _revoke(self, params: dict[str, str]) -> _Answer:
+        self._count("revoke")
+        with self._lock:
+            if params.get("client_id") not in self._state.clients:
+                return _oauth_error(404, "client does not exist")
+            access = self._state.access.get(params.get("token", ""))
+            if access is None or access.grant.client_id != params["client_id"]:
+                return _oauth_error(400, "Invalid token")
+            access.alive = False
+        return 200, None, {}
+
+    def _live(self, token: str) -> _Access | None:
+        access = self._state.access.get(token)
+        if access is None or not access.alive or not access.grant.alive or access.expires_at <= time.time():
+            return None
+        return access
+
+    # -- Helix -----------------------------------------------------------------
+
+    def _helix(self, method: str, path: str, query: dict[str, List[str]], headers: Dict[str, str]) -> _Answer:
+        self._count("helix")
+        authorization = headers.get("authorization", "")
+        if not authorization.startswith("Bearer "):  # Helix rejects "bearer" and "OAuth" (twitch-facts §7.1)
+            return _helix_error(401, "OAuth token is missing")
+        client_id = headers.get("client-id")
+        if not client_id:
+            return _helix_error(401, "Client ID is missing")
+        with self._lock:
+            access = self._live(authorization[len("Bearer ") :])
+            if access is None:
+                return _helix_error(401, "Invalid OAuth token")
+            grant = access.grant
+        if grant.client_id != client_id:
+            return _helix_error(401, "Client ID and OAuth token do not match")
+        endpoint = _ENDPOINTS.get((method, path))
+        if endpoint is None:
+            return _helix_error(404, "")
+        return endpoint(grant, query)
+
+
+def _oauth_error(status: int, message: str) -> _Answer:
+    return status, {"status": status, "message": message}, {}
+
+
+def _helix_error(status: int, message: str) -> _Answer:
+    return status, {"error": HTTPStatus(status).phrase, "status": status, "message": message}, {}
+
+
+def _check_secret(secret: str, params: dict[str, str]) -> _Answer | None:
+    given = params.get("client_secret")
+    if not given:
+        return _oauth_error(400, "missing client secret")
+    if given != secret:
+        return _oauth_error(403, "invalid client secret")
+    return None
+
+
+def _users(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
+    logins, ids = query.get("login", []), query.get("id", [])
+    if not logins and not ids:
+        if grant.user_id is None:  # an app token has no "me"
+            return _helix_error(400, "Missing User OAUTH Token")
+        ids = [grant.user_id]
+    me = {grant.user_id: grant.login}
+    users = [(i, me.get(i) or f"user{i}") for i in ids]
+    for name in logins:
+        user_id = grant.user_id if name == grant.login and grant.user_id else str(zlib.crc32(name.encode()))
+        users.append((user_id, name))
+    return 200, {"data": [{"id": i, "login": n, "display_name": n} for i, n in users]}, {}
+
+
+def _games_top(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
+    games = [{"id": "509658", "name": "Just Chatting", "box_art_url": "", "igdb_id": ""}]
+    return 200, {"data": games, "pagination": {}}, {}
+
+
+def _send_chat_message(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
+    if "user:write:chat" not in grant.scopes:
+        return _helix_error(401, "Missing scope: user:write:chat")
+    return 200, {"data": [{"message_id": secrets.token_hex(8), "is_sent": True}]}, {}
+
+
+_ENDPOINTS: Dict[Tuple[str, str], Callable[[_Grant, Dict[str, List[str]]], _Answer]] = {
+    ("GET", "/helix/users"): _users,
+    ("GET", "/helix/games/top"): _games_top,
+    ("POST", "/helix/chat/messages"): _send_chat_message,
+}
+
+
+# -- HTTP plumbing ---------------------------------------------------------------
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    # 32 threads connecting at once overflow socketserver's backlog of 5 (resets).
+    request_queue_size = 1024
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeTwitch
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Twitch
+    timeout = 60  # idle keep-alive connections end, and with them their threads
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Each answer is one write; with Nagle off it leaves at once.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet: tests and users' scripts read their own output
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET  # noqa: N815
+
+    def _handle(self) -> None:
+        fake = self.server.fake
+        parts = urlsplit(self.path)
+        path, body = parts.path, self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        queued = fake._queued.get(path)
+        if queued:
+            status, data, content_type = queued.pop(0)
+            return self._answer(status, data, content_type, {})
+        if path in fake._redirects:
+            return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
+        params = dict(parse_qsl(parts.query))
+        if self.command == "POST":
+            params.update(_form(body, headers.get("content-type", "")))
+        if path == "/oauth2/token" and self.command == "POST":
+            answer = fake._token(params)
+        elif path == "/oauth2/validate" and self.command == "GET":
+            answer = fake._validate(headers)
+        elif path == "/oauth2/revoke" and self.command == "POST":
+            answer = fake._revoke(params)
+        elif path == "/oauth2/device" and self.command == "POST":
+            answer = fake._device(params)
+        elif path.startswith("/helix/"):
+            with fake._lock:
+                fake.helix_requests.append(HelixRequest(self.command, path, parts.query, dict(self.headers), body))
+            query: dict[str, List[str]] = collections.defaultdict(list)
+            for key, value in parse_qsl(parts.query):
+                query[key].append(value)
+            answer = fake._helix(self.command, path, query, headers)
+        else:
+            answer = _helix_error(404, "")
+        status, payload, extra = answer
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self._answer(status, data, "application/json", extra)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: List[bytes] = []
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024).strip():  # trailers
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _answer(self, status: int, body: bytes, content_type: str, extra: Dict[str, str]) -> None:
+        """Write the whole response at once: a header write then a body write on a
+        keep-alive connection stalls 40 ms on Nagle and delayed ACKs."""
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+        ]
+        lines += [f"{k}: {v}" for k, v in extra.items()]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def _form(body: bytes, content_type: str) -> dict[str, str]:
+    """Parameters of a urlencoded or multipart/form-data body (Twitch takes both)."""
+    if content_type.startswith("multipart/form-data"):
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        out = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if name and isinstance(payload, bytes):
+                out[str(name)] = payload.decode()
+        return out
+    try:
+        return dict(parse_qsl(body.decode("utf-8")))
+    except UnicodeDecodeError:
+        return {}
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the fixture is only for pytest users
+    pass
+else:
+
+    @pytest.fixture
+    def fake_twitch() -> Iterator[FakeTwitch]:
+        """A running :class:`FakeTwitch`, stopped after the test."""
+        with FakeTwitch() as fake:
+            yield fake
+

@@ -1,0 +1,64 @@
+"""A worker process for the multi-process tests: one TwitchAuth, several threads, one shared token file.
+
+Usage: python _worker.py CONFIG_JSON
+
+It makes one warm-up request, prints "ready", waits for a line on stdin,
+then runs ``threads`` threads of ``requests`` requests each (or
+``refreshes`` forced refreshes) and prints one JSON line of results.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+import requests
+
+from requests_twitch import TwitchAuth
+
+
+def main() -> None:
+    config: dict[str, Any] = json.loads(sys.argv[1])
+    auth = TwitchAuth(
+        config["client_id"],
+        config.get("client_secret"),
+        access_token=config.get("access_token"),
+        refresh_token=config.get("refresh_token"),
+        token_file=config["token_file"],
+        account=config.get("account"),
+        id_url=config["id_url"],
+        api_url=config["api_url"],
+    )
+    url = config["api_url"] + config.get("path", "/users")
+    warm = requests.get(url, auth=auth, timeout=30).status_code
+    print("ready", flush=True)
+    sys.stdin.readline()
+    statuses: list[int] = []
+    errors: list[str] = []
+
+    def work() -> None:
+        with requests.Session() as session:
+            session.auth = auth
+            for _ in range(config.get("requests", 0)):
+                try:
+                    statuses.append(session.get(url, timeout=30).status_code)
+                except Exception as exc:  # reported to the test, which fails on any
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            for _ in range(config.get("refreshes", 0)):
+                try:
+                    auth.refresh()
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work) for _ in range(config.get("threads", 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps({"warm": warm, "statuses": statuses, "errors": errors}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

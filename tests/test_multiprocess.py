@@ -1,0 +1,170 @@
+"""Real processes sharing one token file: one refresh per expiry, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from requests_twitch import JSONTokenStore, Token, TokenStoreError
+from requests_twitch.flows import OAuthClient
+from requests_twitch.testing import FakeTwitch
+
+WORKER = str(Path(__file__).with_name("_worker.py"))
+DEADLINE = 120  # seconds for any one wait; the suite never hangs
+
+
+class Workers:
+    """Spawned worker processes, always reaped."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, count: int, **config: Any) -> None:
+        for _ in range(count):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, WORKER, json.dumps(config)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                )
+            )
+
+    def wait_ready(self) -> None:
+        for proc in self.procs:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line.strip() == "ready", proc.stderr.read()  # type: ignore[union-attr]
+
+    def go(self) -> list[dict[str, Any]]:
+        for proc in self.procs:
+            proc.stdin.write("go\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        results = []
+        for proc in self.procs:
+            out, err = proc.communicate(timeout=DEADLINE)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=DEADLINE)  # reaps it and closes its pipes
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    w = Workers()
+    try:
+        yield w
+    finally:
+        w.kill_all()
+
+
+def config(fake: FakeTwitch, token_file: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "token_file": str(token_file),
+        "id_url": fake.id_url,
+        "api_url": fake.api_url,
+        **extra,
+    }
+
+
+def test_a_herd_of_processes_and_threads_refreshes_exactly_once(
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers
+) -> None:
+    """8 processes x 4 threads hit a token expired server side at once, with
+    single-use refresh tokens and a 50 ms token endpoint: Twitch sees one refresh."""
+    fake_twitch.token_delay = 0.05
+    user = fake_twitch.issue_user_token()
+    workers.start(
+        8, **config(fake_twitch, token_file, access_token=user.access_token, refresh_token=user.refresh_token,
+                    threads=4, requests=5)
+    )
+    workers.wait_ready()
+    fake_twitch.expire_tokens()
+    results = workers.go()
+    assert [r["errors"] for r in results] == [[]] * 8
+    assert [s for r in results for s in [r["warm"], *r["statuses"]]] == [200] * (8 * 21)
+    assert fake_twitch.calls["refresh_token"] == 1
+    assert fake_twitch.grants_revoked == 0
+    stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    assert stored is not None and stored.access_token != user.access_token
+
+
+def test_an_app_token_fetched_by_one_process_is_reused_by_the_next(
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers
+) -> None:
+    for _ in range(2):  # two cron runs, one after the other
+        workers.start(1, **config(fake_twitch, token_file, path="/games/top", requests=1))
+        workers.wait_ready()
+        assert workers.go()[0]["statuses"] == [200]
+        workers.procs.clear()
+    assert fake_twitch.calls["client_credentials"] == 1
+
+
+def test_two_accounts_refreshed_at_once_by_different_processes_both_survive(
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers
+) -> None:
+    """Four processes each rotate their own account of one file, 10 times, at once:
+    no process's write loses another account's rotation."""
+    accounts = {name: fake_twitch.issue_user_token(login=name, user_id=str(i)) for i, name in enumerate("abcd")}
+    for name, token in accounts.items():
+        workers.start(1, **config(fake_twitch, token_file, account=name, access_token=token.access_token,
+                                  refresh_token=token.refresh_token, refreshes=10))
+    workers.wait_ready()
+    results = workers.go()
+    assert [r["errors"] for r in results] == [[]] * 4
+    assert fake_twitch.calls["refresh_token"] == 4 * 10
+    # Each stored token is the newest Twitch issued for its account: its refresh
+    # token still works (a lost rotation would find it spent and kill the grant).
+    oauth = OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url)
+    store = JSONTokenStore(token_file)
+    for name in accounts:
+        stored = store.load(fake_twitch.client_id, name)
+        assert stored is not None and stored.refresh_token is not None
+        oauth.refresh(stored.refresh_token)
+    assert fake_twitch.grants_revoked == 0
+
+
+HOLD_LOCK = """
+import sys, time
+from requests_twitch import JSONTokenStore
+with JSONTokenStore(sys.argv[1]).lock():
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_lock_holder_never_leaves_the_lock_held(token_file: Path) -> None:
+    with subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(token_file)], stdout=subprocess.PIPE, text=True) as holder:
+        assert_lock_freed_by_kill(holder, token_file)
+
+
+def assert_lock_freed_by_kill(holder: subprocess.Popen[str], token_file: Path) -> None:
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+        store = JSONTokenStore(token_file, lock_timeout=0.3)
+        with pytest.raises(TokenStoreError, match="lock"):
+            with store.lock():
+                pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(DEADLINE)
+        started = time.monotonic()
+        store.lock_timeout = 10
+        with store.lock():
+            store.save("cid", "user", Token("after"))
+        assert time.monotonic() - started < 5
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(DEADLINE)

@@ -1,0 +1,207 @@
+"""The JSON token store: atomic, private, strict about corruption, cheap when unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStore, TokenStoreError
+
+CID = "client"
+
+
+def save(store: TokenStore, account: str, token: Token, client_id: str = CID) -> None:
+    with store.lock():
+        store.save(client_id, account, token)
+
+
+@pytest.fixture(params=["json", "memory"])
+def store(request: pytest.FixtureRequest, token_file: Path) -> TokenStore:
+    return JSONTokenStore(token_file) if request.param == "json" else MemoryTokenStore()
+
+
+def test_round_trip_of_many_clients_and_accounts(store: TokenStore) -> None:
+    tokens = {
+        ("a", "user"): Token("1", refresh_token="r1", scopes=("chat:read",), expires_at=5.0),
+        ("a", "app"): Token("2", kind="app"),
+        ("b", "bot"): Token("3", refresh_token="r3", user_id="7", login="bot"),
+    }
+    for (client_id, account), token in tokens.items():
+        save(store, account, token, client_id)
+    for (client_id, account), token in tokens.items():
+        assert store.load(client_id, account) == token
+        assert store.current(client_id, account) == token
+    assert store.load("a", "missing") is None
+    assert store.load("missing", "user") is None
+
+
+def test_save_replaces_only_that_account(store: TokenStore) -> None:
+    save(store, "user", Token("old", refresh_token="r-old"))
+    save(store, "bot", Token("bot"))
+    save(store, "user", Token("new", refresh_token="r-new"))
+    assert store.load(CID, "user") == Token("new", refresh_token="r-new")
+    assert store.load(CID, "bot") == Token("bot")
+
+
+def test_save_outside_the_lock_is_refused(store: TokenStore) -> None:
+    with pytest.raises(RuntimeError, match="lock"):
+        store.save(CID, "user", Token("a"))
+
+
+def test_current_sees_a_write_by_another_store_object(token_file: Path) -> None:
+    reader, writer = JSONTokenStore(token_file), JSONTokenStore(token_file)
+    assert reader.current(CID, "user") is None
+    save(writer, "user", Token("first"))
+    assert reader.current(CID, "user") == Token("first")
+    save(writer, "user", Token("second"))
+    assert reader.current(CID, "user") == Token("second")
+
+
+def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path) -> None:
+    class CountingStore(JSONTokenStore):
+        loads = 0
+
+        def load(self, client_id: str, account: str) -> Token | None:
+            CountingStore.loads += 1
+            return super().load(client_id, account)
+
+    store = CountingStore(token_file)
+    save(store, "user", Token("a"))
+    for _ in range(1000):
+        assert store.current(CID, "user") == Token("a")
+    assert CountingStore.loads == 1
+
+
+def test_file_is_0600_and_folder_0700_whatever_the_umask(token_file: Path) -> None:
+    old = os.umask(0)
+    try:
+        save(JSONTokenStore(token_file), "user", Token("a"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(str(token_file) + ".lock").stat().st_mode) == 0o600
+
+
+def test_a_wider_existing_file_is_replaced_by_a_0600_one(token_file: Path) -> None:
+    store = JSONTokenStore(token_file)
+    save(store, "user", Token("a"))
+    token_file.chmod(0o644)
+    save(store, "user", Token("b"))
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_writes_leave_no_temporary_files_and_keep_the_lock_file(token_file: Path) -> None:
+    store = JSONTokenStore(token_file)
+    for i in range(5):
+        save(store, "user", Token(f"t{i}"))
+    assert sorted(p.name for p in token_file.parent.iterdir()) == ["tokens.json", "tokens.json.lock"]
+
+
+def test_the_file_is_versioned_json_a_person_can_read(token_file: Path) -> None:
+    save(JSONTokenStore(token_file), "user", Token("a", refresh_token="r"))
+    doc = json.loads(token_file.read_text())
+    assert doc["schema"] == 1
+    assert doc["tokens"][CID]["user"]["access_token"] == "a"
+
+
+CORRUPT = {
+    "empty": b"",
+    "blank": b"  \n",
+    "truncated": b'{"schema": 1, "tokens": {"client": {"user": {"access_tok',
+    "not JSON": b"access_token=abc\n",
+    "not UTF-8": b"\xff\xfe{}",
+    "a list": b"[]",
+    "no schema": b'{"tokens": {}}',
+    "newer schema": b'{"schema": 2, "tokens": {}}',
+    "tokens not an object": b'{"schema": 1, "tokens": []}',
+    "accounts not an object": b'{"schema": 1, "tokens": {"client": "x"}}',
+    "token without access_token": b'{"schema": 1, "tokens": {"client": {"user": {}}}}',
+    "wrong type in a field": b'{"schema": 1, "tokens": {"client": {"user": {"access_token": "a", "scopes": 5}}}}',
+    "bad other account": (
+        b'{"schema": 1, "tokens": {"client": {"user": {"access_token": "a"}, "bot": {"access_token": 1}}}}'
+    ),
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
+def test_a_corrupt_file_raises_naming_the_path_and_is_never_overwritten(token_file: Path, content: bytes) -> None:
+    token_file.parent.mkdir(mode=0o700)
+    token_file.write_bytes(content)
+    store = JSONTokenStore(token_file)
+    with pytest.raises(TokenStoreError) as info:
+        store.current(CID, "user")
+    assert info.value.path == str(token_file)
+    assert str(token_file) in str(info.value)
+    with pytest.raises(TokenStoreError):
+        save(store, "user", Token("new"))
+    assert token_file.read_bytes() == content
+
+
+def test_a_folder_at_the_path_is_a_clear_error(token_file: Path) -> None:
+    token_file.mkdir(parents=True)
+    with pytest.raises(TokenStoreError, match="directory") as info:
+        JSONTokenStore(token_file).load(CID, "user")
+    assert info.value.path == str(token_file)
+
+
+def test_a_lock_held_elsewhere_times_out_with_a_typed_error(token_file: Path) -> None:
+    holder, waiter = JSONTokenStore(token_file), JSONTokenStore(token_file, lock_timeout=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.lock():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        with pytest.raises(TokenStoreError, match="lock") as info:
+            with waiter.lock():
+                pass
+        assert time.monotonic() - started < 5
+        assert info.value.path == str(token_file)
+    finally:
+        release.set()
+        thread.join(10)
+
+
+def test_threads_do_not_lose_each_others_accounts(token_file: Path) -> None:
+    def work(account: str) -> None:
+        store = JSONTokenStore(token_file)
+        for i in range(20):
+            save(store, account, Token(f"{account}-{i}"))
+
+    threads = [threading.Thread(target=work, args=(f"acct{n}",)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    store = JSONTokenStore(token_file)
+    assert {store.load(CID, f"acct{n}") for n in range(6)} == {Token(f"acct{n}-19") for n in range(6)}
+
+
+def test_stale_temporary_files_of_a_killed_writer_are_removed(token_file: Path) -> None:
+    store = JSONTokenStore(token_file)
+    save(store, "user", Token("a"))
+    stale = token_file.parent / ".tokens.json.abc123.tmp"
+    stale.write_text("{half a token")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh = token_file.parent / ".tokens.json.def456.tmp"
+    fresh.write_text("{")
+    save(store, "user", Token("b"))
+    assert not stale.exists()
+    assert fresh.exists()  # too young to be sure its writer is dead
+
+
+def test_repr_names_the_path(token_file: Path) -> None:
+    assert str(token_file) in repr(JSONTokenStore(token_file))
