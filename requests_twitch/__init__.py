@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from .auth import TwitchAuth
-from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .session import TwitchSession
 from .store import JSONTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
@@ -22,6 +22,7 @@ from .token import Token
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "InsecureTokenFileWarning",
     "JSONTokenStore",
     "MemoryTokenStore",
     "Token",

@@ -13,7 +13,7 @@ import os
 
 import requests
 
-__all__ = ["TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = ["InsecureTokenFileWarning", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -66,3 +66,11 @@ class TokenStoreError(TwitchAuthError):
     ) -> None:
         super().__init__(description)
         self.path = None if path is None else os.fspath(path)
+
+
+class InsecureTokenFileWarning(UserWarning):
+    """Warned when the token file can be read or written by other users.
+
+    The file is never widened by requests-twitch (it writes ``0600``), but a
+    file made readable by hand or by another tool exposes every token in it.
+    """

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
+import warnings
 from typing import Any, Dict, Hashable, Iterator, Tuple
 
 import filelock
 
-from .exceptions import TokenStoreError
+from .exceptions import InsecureTokenFileWarning, TokenStoreError
 from .token import Token
 
 __all__ = ["JSONTokenStore", "MemoryTokenStore", "TokenStore"]
@@ -39,6 +42,11 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 so that a process waiting behind a slow refresh does not give up first."""
 
 _STALE_TEMP_SECONDS = 60.0
+
+_POLL_INTERVAL = 0.005
+"""How often a process waiting for the file lock tries again. filelock's 50 ms
+default would keep the followers of a refresh waiting long after the token is
+saved; a non-blocking flock attempt every 5 ms costs next to nothing."""
 
 _Key = Tuple[str, str]
 
@@ -173,7 +181,7 @@ class _PathLocks:
         # split across two inodes; fallback_to_soft=False: fail closed on a
         # file system without flock instead of silently weakening the lock.
         self.file_lock = filelock.FileLock(
-            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False
+            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False, poll_interval=_POLL_INTERVAL
         )
 
 
@@ -230,7 +238,7 @@ class JSONTokenStore(TokenStore):
 
     def __init__(self, path: str | os.PathLike[str], lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         super().__init__()
-        self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        self.path = _resolve(os.path.abspath(os.path.expanduser(os.fspath(path))))
         self.lock_path = self.path + ".lock"
         self.lock_timeout = float(lock_timeout)
 
@@ -255,13 +263,22 @@ class JSONTokenStore(TokenStore):
     def _read(self) -> dict[str, Any]:
         """Parse and check the whole file; a missing file is an empty store."""
         try:
-            with open(self.path, "rb") as f:
+            # O_NOFOLLOW: a link is followed only once, when the store is
+            # made, and only if this user owns it (see _resolve).
+            with open(os.open(self.path, os.O_RDONLY | _O_NOFOLLOW), "rb") as f:
+                self._check_owner_and_mode(os.fstat(f.fileno()))
                 raw = f.read()
+        except TokenStoreError:  # it is an OSError too (via requests.RequestException)
+            raise
         except FileNotFoundError:
             return {"schema": SCHEMA, "tokens": {}}
         except IsADirectoryError as exc:
             raise self._error("the token file is a directory") from exc
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._error(
+                    "the token file became a symbolic link after the store was made; refusing to follow it"
+                ) from exc
             raise self._error(f"cannot read the token file: {exc.strerror}") from exc
         if not raw.strip():
             raise self._error("the token file is empty", corrupt=True)
@@ -275,6 +292,25 @@ class JSONTokenStore(TokenStore):
         except ValueError as exc:
             raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
         return doc  # type: ignore[no-any-return]
+
+    def _check_owner_and_mode(self, st: os.stat_result) -> None:
+        """Refuse a file another user owns; warn, as ssh does for keys, about one others can read."""
+        if not hasattr(os, "getuid") or not stat.S_ISREG(st.st_mode):
+            return
+        if st.st_uid not in (os.getuid(), 0):
+            raise self._error(
+                f"the token file belongs to another user (uid {st.st_uid}); refusing to use it."
+                " Remove it, or point token_file at a file of your own"
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077 and (self.path, mode) not in _warned:
+            _warned.add((self.path, mode))
+            message = (
+                f"{self.path} can be read or written by other users (mode {mode:04o}): they could act as"
+                f" your Twitch users. Make it private: chmod 600 {self.path}"
+            )
+            log.warning(message)
+            warnings.warn(message, InsecureTokenFileWarning, stacklevel=2)
 
     # -- writing ---------------------------------------------------------
 
@@ -375,6 +411,32 @@ class JSONTokenStore(TokenStore):
             " another process holds it (raise lock_timeout if refreshes are slow here).",
             path=self.path,
         )
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_warned: set[tuple[str, int]] = set()
+
+
+def _resolve(path: str) -> str:
+    """Follow a symbolic link at ``path`` only if this user owns it.
+
+    A link planted by another user (in a shared folder) could point the store
+    at a file of their choosing; like ssh with its keys, refuse it. A link of
+    one's own is resolved once, so every process locks beside the real file.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return path
+    if not stat.S_ISLNK(st.st_mode):
+        return path
+    if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
+        raise TokenStoreError(
+            f"{path}: is a symbolic link owned by another user (uid {st.st_uid}); refusing to follow it."
+            " Remove it, or point token_file at a file of your own.",
+            path=path,
+        )
+    return os.path.realpath(path)
 
 
 def _check_document(doc: Any) -> None:

@@ -358,6 +358,7 @@ def test_a_corrupt_token_file_fails_the_request_with_its_path(
 ) -> None:
     token_file.parent.mkdir()
     token_file.write_text('{"schema": 1, "tokens": ')
+    token_file.chmod(0o600)
     with pytest.raises(TokenStoreError, match=str(token_file)):
         requests.get(f"{fake_twitch.api_url}/users", auth=make_auth())
     assert token_file.read_text() == '{"schema": 1, "tokens": '

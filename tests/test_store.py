@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStore, TokenStoreError
+from requests_twitch import (
+    InsecureTokenFileWarning,
+    JSONTokenStore,
+    MemoryTokenStore,
+    Token,
+    TokenStore,
+    TokenStoreError,
+)
 
 CID = "client"
 
@@ -93,7 +100,8 @@ def test_a_wider_existing_file_is_replaced_by_a_0600_one(token_file: Path) -> No
     store = JSONTokenStore(token_file)
     save(store, "user", Token("a"))
     token_file.chmod(0o644)
-    save(store, "user", Token("b"))
+    with pytest.warns(InsecureTokenFileWarning, match="chmod 600"):
+        save(store, "user", Token("b"))
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
 
@@ -134,6 +142,7 @@ CORRUPT = {
 def test_a_corrupt_file_raises_naming_the_path_and_is_never_overwritten(token_file: Path, content: bytes) -> None:
     token_file.parent.mkdir(mode=0o700)
     token_file.write_bytes(content)
+    token_file.chmod(0o600)
     store = JSONTokenStore(token_file)
     with pytest.raises(TokenStoreError) as info:
         store.current(CID, "user")
