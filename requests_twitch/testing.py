@@ -86,6 +86,7 @@ class _State:
     access: Dict[str, _Access] = field(default_factory=dict)
     refresh: Dict[str, Tuple[_Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
     devices: Dict[str, _Device] = field(default_factory=dict)
+    issued: List[Tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
 
 
 class FakeTwitch:
@@ -239,6 +240,11 @@ class FakeTwitch:
             known = set(self._state.access) | set(self._state.refresh)
             return known | {s for s in self._state.clients.values() if s}
 
+    def refresh_tokens_issued(self, login: str) -> List[str]:
+        """The refresh tokens issued to ``login``'s grants, oldest first (for crash tests)."""
+        with self._lock:
+            return [token for who, token in self._state.issued if who == login]
+
     # -- id.twitch.tv ----------------------------------------------------------
 
     def _count(self, call: str) -> None:
@@ -255,6 +261,7 @@ class FakeTwitch:
             # Like Twitch's, with characters that must be form-encoded.
             token = secrets.token_urlsafe(24) + "%/="
             self._state.refresh[token] = (grant, False)
+            self._state.issued.append((grant.login, token))
             payload["refresh_token"] = token
             if grant.scopes:
                 payload["scope"] = list(grant.scopes)

@@ -3,8 +3,9 @@
 Usage: python _worker.py CONFIG_JSON
 
 It makes one warm-up request, prints "ready", waits for a line on stdin,
-then runs ``threads`` threads of ``requests`` requests each (or
-``refreshes`` forced refreshes) and prints one JSON line of results.
+then runs ``threads`` threads of ``requests`` requests each (or requests for
+``seconds``, or ``refreshes`` forced refreshes) and prints one JSON line of
+results.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from typing import Any
 
 import requests
@@ -41,7 +43,10 @@ def main() -> None:
     def work() -> None:
         with requests.Session() as session:
             session.auth = auth
-            for _ in range(config.get("requests", 0)):
+            deadline = time.monotonic() + config.get("seconds", 0)
+            count = 0
+            while count < config.get("requests", 0) or time.monotonic() < deadline:
+                count += 1
                 try:
                     statuses.append(session.get(url, timeout=30).status_code)
                 except Exception as exc:  # reported to the test, which fails on any

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
 from requests_twitch import TwitchAuth
 from requests_twitch.testing import FakeTwitch
+
+from _procs import Workers
 
 
 @pytest.fixture
@@ -43,3 +45,13 @@ def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TWITCH_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    """Worker processes (tests/_worker.py), killed and reaped after the test whatever happens."""
+    w = Workers()
+    try:
+        yield w
+    finally:
+        w.kill_all()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,55 +17,7 @@ from requests_twitch import JSONTokenStore, Token, TokenStoreError
 from requests_twitch.flows import OAuthClient
 from requests_twitch.testing import FakeTwitch
 
-WORKER = str(Path(__file__).with_name("_worker.py"))
-DEADLINE = 120  # seconds for any one wait; the suite never hangs
-
-
-class Workers:
-    """Spawned worker processes, always reaped."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def start(self, count: int, **config: Any) -> None:
-        for _ in range(count):
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, WORKER, json.dumps(config)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                )
-            )
-
-    def wait_ready(self) -> None:
-        for proc in self.procs:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            assert line.strip() == "ready", proc.stderr.read()  # type: ignore[union-attr]
-
-    def go(self) -> list[dict[str, Any]]:
-        for proc in self.procs:
-            proc.stdin.write("go\n")  # type: ignore[union-attr]
-            proc.stdin.flush()  # type: ignore[union-attr]
-        results = []
-        for proc in self.procs:
-            out, err = proc.communicate(timeout=DEADLINE)
-            assert proc.returncode == 0, err
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-
-    def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate(timeout=DEADLINE)  # reaps it and closes its pipes
-
-
-@pytest.fixture
-def workers() -> Iterator[Workers]:
-    w = Workers()
-    try:
-        yield w
-    finally:
-        w.kill_all()
+from _procs import DEADLINE, Workers
 
 
 def config(fake: FakeTwitch, token_file: Path, **extra: Any) -> dict[str, Any]:
