@@ -6,10 +6,9 @@ The path of a token, from the store to the ``Authorization`` header:
    the current token from the store (one ``stat``, no lock, no parse), and
    registers :meth:`TwitchAuth._handle_response` on the request.
 2. On a 401, :func:`decide` (pure) says whether to leave it, adopt a token
-   another process already saved, or refresh.
-3. :meth:`TwitchAuth._renew` is the single flight: under the store's lock it
-   re-reads the stored token and calls Twitch only if the token that failed
-   is still the stored one; it saves the new token before releasing the lock.
+   another process already saved, or renew.
+3. :class:`~requests_twitch.keeper.TokenKeeper` renews it: a single flight
+   across threads and processes (see keeper.py).
 4. The request is replayed once, on the same connection, with the 401 kept in
    ``response.history`` (the recipe of requests' ``HTTPDigestAuth``).
 
@@ -31,20 +30,15 @@ from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
-from .exceptions import TokenRefreshError, TwitchAuthError
+from .exceptions import TwitchAuthError
 from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
+from .keeper import TokenKeeper
 from .store import JSONTokenStore, TokenStore
 from .token import Token
 
 __all__ = ["Action", "TwitchAuth", "decide", "default_token_file"]
 
 log = logging.getLogger(__name__)
-
-EXPIRY_MARGIN = 60.0
-"""Seconds before ``expires_at`` at which a token is renewed before use.
-
-Twitch prefers reacting to 401s (tokens die early for many reasons), so this
-only spares one wasted round trip for a token known to be dead."""
 
 # Helix 401 messages that a new token cannot cure (twitch-facts §7.2): spending
 # a single-use refresh token on them would only risk the grant.
@@ -172,15 +166,18 @@ class TwitchAuth(AuthBase):
         if store is not None and token_file is not None:
             raise TypeError("pass token_file or store, not both")
         self.client_id = client_id
-        self.scopes = tuple(scopes or ())
-        self.store = store if store is not None else JSONTokenStore(token_file or default_token_file())
-        seeded = access_token is not None or refresh_token is not None
-        self.account = account or ("user" if seeded else "app")
-        self.on_refresh = on_refresh
         self.api_url = api_url.rstrip("/")
-        self._oauth = OAuthClient(client_id, client_secret, id_url=id_url)
-        self._seed_access = access_token
-        self._seed_refresh = refresh_token
+        seeded = access_token is not None or refresh_token is not None
+        scopes = tuple(scopes or ())
+        self._keeper = TokenKeeper(
+            OAuthClient(client_id, client_secret, id_url=id_url),
+            store if store is not None else JSONTokenStore(token_file or default_token_file()),
+            account or ("user" if seeded else "app"),
+            seed=None if access_token is None else Token(access_token, refresh_token=refresh_token, scopes=scopes),
+            seed_refresh=refresh_token,
+            scopes=scopes,
+            on_refresh=on_refresh,
+        )
         origin = _origin(self.api_url)
         if origin is None or origin[0] not in ("http", "https") or not origin[1]:
             raise ValueError("api_url must be an http(s) URL")
@@ -223,9 +220,28 @@ class TwitchAuth(AuthBase):
     # -- the public surface ------------------------------------------------
 
     @property
+    def store(self) -> TokenStore:
+        """Where the token lives."""
+        return self._keeper.store
+
+    @property
+    def account(self) -> str:
+        """Which token of this client in the store."""
+        return self._keeper.account
+
+    @property
+    def on_refresh(self) -> Callable[[Token, Token], object] | None:
+        """Called as ``on_refresh(old, new)`` after a renewal was saved, in the renewing process."""
+        return self._keeper.on_refresh
+
+    @on_refresh.setter
+    def on_refresh(self, callback: Callable[[Token, Token], object] | None) -> None:
+        self._keeper.on_refresh = callback
+
+    @property
     def token(self) -> Token:
         """The current token, fetched or renewed first if needed."""
-        return self._token_for_request()
+        return self._keeper.for_request()
 
     def refresh(self) -> Token:
         """Force one renewal of the token, single flight across threads and processes.
@@ -233,12 +249,13 @@ class TwitchAuth(AuthBase):
         If another process renews it at the same moment, its token is adopted
         and Twitch is called once in all.
         """
-        return self._renew(self._token_for_request().access_token)
+        current = self._keeper.stored() or self._keeper.renew(None)  # an empty slot gets its first token
+        return self._keeper.renew(current.access_token)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._is_api(r.url):
             return r
-        token = self._token_for_request()
+        token = self._keeper.for_request()
         r.headers["Authorization"] = f"Bearer {token.access_token}"  # capital B: Helix rejects "bearer"
         r.headers["Client-Id"] = self.client_id
         r.register_hook("response", self._handle_response)
@@ -251,43 +268,38 @@ class TwitchAuth(AuthBase):
             return False
         return url.startswith(self._prefix) or _origin(url) == self._origin
 
-    def _token_for_request(self) -> Token:
-        token = self.store.current(self.client_id, self.account)
-        if token is None:
-            return self._renew(None)
-        if self._renewable(token) and token.is_expired(_margin(token)):
-            return self._renew(token.access_token)
-        return token
-
     def _handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         request = r.request
         if not self._is_api(request.url):
             return r
         if r.is_redirect:
-            self._drop_credentials_if_leaving(r)
+            self._drop_credentials_if_leaving(r, request)
             return r
         if r.status_code != 401:
             return r
         sent = _sent_token(request)
-        stored = self.store.current(self.client_id, self.account)
-        action = decide(r.status_code, _twitch_message(r), sent, stored, self._renewable(stored))
+        stored = self._keeper.stored()
+        action = decide(r.status_code, _twitch_message(r), sent, stored, self._keeper.renewable(stored))
         if action is Action.RETURN:
             return r
         if action is Action.ADOPT and stored is not None:
             log.debug("adopting the token saved meanwhile for account %r", self.account)
             token = stored
         else:
-            token = self._renew(sent)
+            token = self._keeper.renew(sent)
         return self._replay(r, token, **kwargs)
 
-    def _drop_credentials_if_leaving(self, r: requests.Response) -> None:
-        # requests re-sends a copy of this request to the redirect target; it
-        # strips Authorization on a host change but keeps Client-Id. Strip both
-        # before the copy is made, so nothing follows a redirect off the origin.
+    def _drop_credentials_if_leaving(self, r: requests.Response, followed: requests.PreparedRequest) -> None:
+        """Strip the credentials of ``followed`` if ``r`` redirects off the API origin.
+
+        requests follows a redirect by copying the request it sent (for a
+        replay: the original one); it strips Authorization on a host change
+        but keeps Client-Id. Strip both before the copy is made.
+        """
         target = urljoin(r.url, r.headers.get("location", ""))
         if not self._is_api(target):
-            r.request.headers.pop("Authorization", None)
-            r.request.headers.pop("Client-Id", None)
+            followed.headers.pop("Authorization", None)
+            followed.headers.pop("Client-Id", None)
 
     def _replay(self, r: requests.Response, token: Token, **kwargs: Any) -> requests.Response:
         """Send the request again with ``token``, once (requests' HTTPDigestAuth recipe)."""
@@ -304,97 +316,15 @@ class TwitchAuth(AuthBase):
             extract_cookies_to_jar(jar, r.request, r.raw)
             prep.prepare_cookies(jar)
         prep.headers["Authorization"] = f"Bearer {token.access_token}"
-        # copy() shares the hooks dict: build a new one without this hook.
-        prep.hooks = {
-            event: [h for h in hooks if h != self._handle_response] for event, hooks in prep.hooks.items()
-        }
-        replayed = r.connection.send(prep, **kwargs)
+        replayed = r.connection.send(prep, **kwargs)  # the adapter runs no hooks: no second replay
         replayed.history.append(r)
         replayed.request = prep
+        # If the replay redirects, requests follows it with a copy of the
+        # original request: give it the new token, or strip it off-origin.
+        r.request.headers["Authorization"] = prep.headers["Authorization"]
+        if replayed.is_redirect:
+            self._drop_credentials_if_leaving(replayed, r.request)
         return replayed
-
-    # -- getting a token -------------------------------------------------------
-
-    def _renewable(self, token: Token | None) -> bool:
-        if token is None:
-            return self._seed_access is not None or self._seed_refresh is not None or self._oauth.has_secret
-        return bool(token.refresh_token) or (token.kind == "app" and self._oauth.has_secret)
-
-    def _renew(self, failed: str | None) -> Token:
-        """Replace the token that failed, unless another thread or process already did.
-
-        The single flight: under the store's lock, re-read the stored token;
-        if it is not the one that failed, use it without calling Twitch. Only
-        otherwise call Twitch, and save the result before releasing the lock.
-        """
-        with self.store.lock():
-            stored = self.store.load(self.client_id, self.account)
-            if stored is None:
-                token = self._first_token()
-                self.store.save(self.client_id, self.account, token)
-                return token
-            if stored.access_token != failed:
-                return stored
-            try:
-                token = self._next_token(stored)
-            except TokenRefreshError as exc:
-                again = self._adopt_after_invalid_refresh(exc, stored)
-                if again is None:
-                    raise
-                return again
-            self.store.save(self.client_id, self.account, token)
-        log.info("renewed the %s token of client %r, account %r", stored.kind, self.client_id, self.account)
-        if self.on_refresh is not None:
-            self.on_refresh(stored, token)
-        return token
-
-    def _first_token(self) -> Token:
-        """The token for an empty slot: the seed, or an app token."""
-        if self._seed_access is not None:
-            return Token(self._seed_access, refresh_token=self._seed_refresh, scopes=self.scopes)
-        if self._seed_refresh is not None:
-            return self._oauth.refresh(self._seed_refresh)
-        if self._oauth.has_secret:
-            log.info("fetching an app token for client %r, account %r", self.client_id, self.account)
-            return self._oauth.client_credentials(self.scopes)
-        raise TwitchAuthError(
-            f"no token stored for client {self.client_id!r}, account {self.account!r} in {self.store!r},"
-            " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
-            " (user token), or log in first."
-        )
-
-    def _next_token(self, stored: Token) -> Token:
-        if stored.refresh_token:
-            return self._oauth.refresh(stored.refresh_token, previous=stored)
-        if stored.kind == "app" and self._oauth.has_secret:
-            return self._oauth.client_credentials(stored.scopes or self.scopes)
-        raise TwitchAuthError(
-            f"the token of client {self.client_id!r}, account {self.account!r} cannot be renewed"
-            " (no refresh token): log in again."
-        )
-
-    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
-        """After "Invalid refresh token", use a token someone saved meanwhile, if any.
-
-        A process outside this lock's reach (another machine, a hand edit) may
-        have rotated the token; spending it again would revoke the user's
-        whole grant (twitchdev/issues#903), so look once before giving up.
-        """
-        if (exc.message or "").lower() != "invalid refresh token":
-            return None
-        again = self.store.load(self.client_id, self.account)
-        if again is None or again.access_token == spent.access_token:
-            return None
-        log.info("refresh token already spent; adopting the token saved for account %r", self.account)
-        return again
-
-
-def _margin(token: Token) -> float:
-    # Never more than a tenth of the token's lifetime, so a short-lived token
-    # is not renewed on every request.
-    if token.expires_at is not None and token.obtained_at is not None:
-        return min(EXPIRY_MARGIN, (token.expires_at - token.obtained_at) / 10)
-    return EXPIRY_MARGIN
 
 
 def _sent_token(request: requests.PreparedRequest) -> str | None:

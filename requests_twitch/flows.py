@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from urllib.parse import quote, quote_plus
 from typing import Any, Iterable, Mapping
 
 import requests
@@ -62,8 +63,12 @@ def _session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
-    session.auth = lambda r: r
+    session.auth = _no_auth
     return session
+
+
+def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
+    return r
 
 
 class OAuthClient:
@@ -105,13 +110,8 @@ class OAuthClient:
                 f"an app token for client {self.client_id!r} needs the client secret:"
                 " pass client_secret, or a user token (access_token/refresh_token)."
             )
-        body = prepare_token_request(
-            "client_credentials",
-            client_id=self.client_id,
-            client_secret=self._client_secret,
-            scope=list(scopes) or None,
-        )
-        payload = self._post_token(body, "an app token")
+        form = self._form("client_credentials", scope=list(scopes) or None)
+        payload = self._post_token(form, "an app token")
         return self._parse(payload, kind="app", previous=None)
 
     def refresh(self, refresh_token: str, previous: Token | None = None) -> Token:
@@ -121,42 +121,52 @@ class OAuthClient:
         refresh without it (twitchdev/issues#953). Keeps ``user_id``,
         ``login`` and, when Twitch leaves them out, the scopes of ``previous``.
         """
-        body = prepare_token_request(
-            "refresh_token",
-            client_id=self.client_id,
-            client_secret=self._client_secret or None,
-            refresh_token=refresh_token,
-        )
-        payload = self._post_token(body, "a refreshed user token", secrets=(refresh_token,))
+        form = self._form("refresh_token", refresh_token=refresh_token)
+        del refresh_token  # from here on only in the form, whose repr is redacted
+        payload = self._post_token(form, "a refreshed user token")
         return self._parse(payload, kind="user", previous=previous)
 
-    def _post_token(self, body: str, what: str, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _form(self, grant_type: str, **params: Any) -> _Form:
+        """The urlencoded body of a token request (oauthlib's RFC 6749 plumbing).
+
+        The client secret goes in only when there is one.
+        """
+        secrets = tuple(v for v in (self._client_secret, params.get("refresh_token")) if v)
+        encoded = prepare_token_request(
+            grant_type, client_id=self.client_id, client_secret=self._client_secret or None, **params
+        )
+        return _Form(encoded, secrets)
+
+    def _post_token(self, form: _Form, what: str) -> dict[str, Any]:
         url = f"{self.id_url}/token"
-        secrets = (*secrets, *((self._client_secret,) if self._client_secret else ()))
+        failure = None
         try:
             # Connection: close: a token call every few hours gains nothing
             # from keep-alive, and a pooled connection the server dropped
             # would fail in a way that cannot be told apart from a lost answer.
             response = self._session.post(
                 url,
-                data=body,
+                data=form.encoded,
                 headers={"Content-Type": _FORM, "Connection": "close"},
                 timeout=self.timeout,
                 allow_redirects=False,
             )
         except requests.ReadTimeout as exc:
-            raise TokenRefreshError(
-                f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s."
-                " It may have been applied; try again, and if Twitch then answers"
-                " 'Invalid refresh token', the user must log in again."
-            ) from exc
+            failure = TokenRefreshError(
+                f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s ({_reason(exc, form)})."
+                " It may have been applied: if the next try gets 'Invalid refresh token', the user must log in again."
+            )
         except requests.RequestException as exc:
-            raise TokenRefreshError(
-                f"could not reach {url} for {what} ({type(exc).__name__});"
-                " check the network or id_url and try again."
-            ) from exc
+            failure = TokenRefreshError(
+                f"could not reach {url} for {what} ({_reason(exc, form)}); check the network or id_url and try again."
+            )
+        if failure is not None:
+            # Raised outside the handler, so that it chains nothing: the frames
+            # of requests and urllib3 hold the form body in their locals, and
+            # error reporters record those. The reason is in the message.
+            raise failure
         with response:
-            return _token_payload(response, what, secrets)
+            return _token_payload(response, what, form)
 
     def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
         try:
@@ -167,7 +177,38 @@ class OAuthClient:
             ) from None
 
 
-def _token_payload(response: requests.Response, what: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+class _Form:
+    """A token request body and the secrets in it, with a redacted repr.
+
+    Error reporters that record the local variables of a traceback (Sentry
+    does by default) see ``<form: redacted>``, not the client secret.
+    """
+
+    __slots__ = ("encoded", "secrets")
+
+    def __init__(self, encoded: str, secrets: tuple[str, ...]) -> None:
+        self.encoded = encoded
+        self.secrets = secrets
+
+    def __repr__(self) -> str:
+        return "<form: redacted>"
+
+    def redact(self, text: str) -> str:
+        """Remove every secret of the form from ``text``, as it is and as a form encodes it.
+
+        A proxy or a misbehaving server might echo the request; never repeat a secret.
+        """
+        for secret in self.secrets:
+            for shape in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(shape, "<redacted>")
+        return text
+
+
+def _reason(exc: Exception, form: _Form) -> str:
+    return form.redact(f"{type(exc).__name__}: {exc}")[:300]
+
+
+def _token_payload(response: requests.Response, what: str, form: _Form) -> dict[str, Any]:
     """Return the JSON object of a 200 answer, or raise TokenRefreshError with Twitch's message."""
     status = response.status_code
     try:
@@ -180,7 +221,7 @@ def _token_payload(response: requests.Response, what: str, secrets: tuple[str, .
     if not isinstance(message, str) or not message:
         message = None
     else:
-        message = _redact(message[:300], secrets)
+        message = form.redact(message)[:300]  # redact first: a cut must not leave half a secret
     if status == 200:
         raise TokenRefreshError(
             f"Twitch answered HTTP 200 to the request for {what}, but not with a JSON object"
@@ -200,14 +241,6 @@ def _token_payload(response: requests.Response, what: str, secrets: tuple[str, .
         status_code=status,
         message=message,
     )
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    # A proxy or a misbehaving server might echo the request; never repeat a secret.
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text
 
 
 def parse_token_response(

@@ -41,6 +41,9 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 """Seconds to wait for the store's lock; longer than a token call's timeout,
 so that a process waiting behind a slow refresh does not give up first."""
 
+CACHE_SECONDS = 1.0
+"""How long :meth:`TokenStore.current` trusts an unchanged version without a re-read."""
+
 _STALE_TEMP_SECONDS = 60.0
 
 _POLL_INTERVAL = 0.005
@@ -61,10 +64,14 @@ class TokenStore(abc.ABC):
     Subclasses must call ``super().__init__()``.
     """
 
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    """Seconds a blocking :meth:`lock` waits before raising :class:`TokenStoreError`."""
+
     def __init__(self) -> None:
-        # key -> (version seen, token then); replaced whole, never mutated,
-        # so threads reading it without a lock see a consistent pair.
-        self._cache: Dict[_Key, Tuple[Hashable, Token | None]] = {}
+        # key -> (version seen, token then, monotonic time of the read);
+        # replaced whole, never mutated, so threads reading it without a lock
+        # see a consistent entry.
+        self._cache: Dict[_Key, Tuple[Hashable, Token | None, float]] = {}
 
     @abc.abstractmethod
     def version(self) -> Hashable:
@@ -88,11 +95,17 @@ class TokenStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def lock(self) -> contextlib.AbstractContextManager[None]:
+    def lock(self, *, blocking: bool = True) -> contextlib.AbstractContextManager[bool]:
         """Return a context manager that excludes every other holder, in any thread or process.
 
+        It yields True once the lock is held. With ``blocking=False`` it makes
+        one attempt and yields False at once if another holder has the lock
+        (like ``threading.Lock.acquire(blocking=False)``), so that a waiter can
+        watch the store between attempts.
+
         Raises:
-            TokenStoreError: the lock could not be taken within the store's timeout.
+            TokenStoreError: a blocking attempt timed out after
+                :attr:`lock_timeout` seconds, or the lock cannot be made.
         """
 
     @abc.abstractmethod
@@ -114,10 +127,14 @@ class TokenStore(abc.ABC):
         key = (client_id, account)
         version = self.version()  # read before the data: a write in between only costs a reload
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == version:
+        now = time.monotonic()
+        # An unchanged version is trusted for a second at most: on a file
+        # system with coarse timestamps a rewrite can leave the stat signature
+        # as it was, and the cache must not hide it for longer than that.
+        if cached is not None and cached[0] == version and now - cached[2] < CACHE_SECONDS:
             return cached[1]
         token = self.load(client_id, account)
-        self._cache[key] = (version, token)
+        self._cache[key] = (version, token, now)
         return token
 
 
@@ -151,13 +168,18 @@ class MemoryTokenStore(TokenStore):
         return self._tokens.get((client_id, account))
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        with self._lock:
-            self._holder = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._holder = None
+    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        if not self._lock.acquire(timeout=self.lock_timeout if blocking else 0):
+            if blocking:
+                raise TokenStoreError(f"could not take the lock of {self!r} within {self.lock_timeout:g} s")
+            yield False
+            return
+        self._holder = threading.get_ident()
+        try:
+            yield True
+        finally:
+            self._holder = None
+            self._lock.release()
 
     def save(self, client_id: str, account: str, token: Token) -> None:
         if self._holder != threading.get_ident():
@@ -315,22 +337,33 @@ class JSONTokenStore(TokenStore):
     # -- writing ---------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
         self._make_folder()
         locks = _locks_for(self.lock_path)
-        if not locks.thread_lock.acquire(timeout=self.lock_timeout):
-            raise self._lock_timeout()
+        timeout = self.lock_timeout if blocking else 0
+        if not locks.thread_lock.acquire(timeout=timeout):
+            if blocking:
+                raise self._lock_timeout()
+            yield False
+            return
         try:
             try:
-                locks.file_lock.acquire(timeout=self.lock_timeout)
+                locks.file_lock.acquire(timeout=timeout)
             except filelock.Timeout:
-                raise self._lock_timeout() from None
+                if blocking:
+                    raise self._lock_timeout() from None
+                acquired = False
             except OSError as exc:
                 raise self._error(f"cannot open the lock file {self.lock_path}: {exc.strerror}") from exc
+            else:
+                acquired = True
+            if not acquired:
+                yield False
+                return
             locks.holder = threading.get_ident()
             try:
                 self._remove_stale_temp_files()
-                yield
+                yield True
             finally:
                 locks.holder = None
                 locks.file_lock.release()

@@ -95,9 +95,10 @@ class FakeTwitch:
     Args:
         client_id, client_secret: a confidential client it knows.
         public_client_id: a public client (no secret) it knows.
-        single_use_refresh_tokens: spend a refresh token on use, and revoke
-            the grant when a spent one comes back (as Twitch does for public
-            clients; the default applies it to every client).
+        single_use_refresh_tokens: spend a refresh token on use (as Twitch
+            does for public clients; the default applies it to every client).
+        revoke_grant_on_reuse: a spent refresh token that comes back revokes
+            the user's whole grant (twitchdev/issues#903); else it is only refused.
         revoke_on_refresh: a refresh revokes the access token it replaces.
         user_token_lifetime, app_token_lifetime: ``expires_in`` in seconds.
         token_delay: seconds the token endpoint takes to answer.
@@ -117,6 +118,7 @@ class FakeTwitch:
         client_secret: str = "fake-client-secret",
         public_client_id: str = "fake-public-client-id",
         single_use_refresh_tokens: bool = True,
+        revoke_grant_on_reuse: bool = True,
         revoke_on_refresh: bool = True,
         user_token_lifetime: float = 14124,
         app_token_lifetime: float = 5011271,
@@ -126,6 +128,7 @@ class FakeTwitch:
         self.client_secret = client_secret
         self.public_client_id = public_client_id
         self.single_use_refresh_tokens = single_use_refresh_tokens
+        self.revoke_grant_on_reuse = revoke_grant_on_reuse
         self.revoke_on_refresh = revoke_on_refresh
         self.user_token_lifetime = user_token_lifetime
         self.app_token_lifetime = app_token_lifetime
@@ -136,7 +139,7 @@ class FakeTwitch:
         self._state = _State(clients={client_id: client_secret, public_client_id: None})
         self._lock = threading.Lock()
         self._redirects: Dict[str, str] = {}
-        self._queued: Dict[str, List[Tuple[int, bytes, str]]] = collections.defaultdict(list)
+        self._queued: Dict[str, List[Tuple[int, bytes, str, Dict[str, str]]]] = collections.defaultdict(list)
         self._server: _Server | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -225,11 +228,19 @@ class FakeTwitch:
         self._redirects[path] = location
 
     def queue_response(
-        self, path: str, status: int, body: bytes | str = b"", content_type: str = "application/json"
+        self,
+        path: str,
+        status: int,
+        body: bytes | str = b"",
+        content_type: str = "application/json",
+        headers: Dict[str, str] | None = None,
     ) -> None:
-        """Answer the next request for ``path`` with this response instead (failure injection)."""
+        """Answer the next request for ``path`` with this response instead (failure injection).
+
+        Responses queued for one path are used in order, one per request.
+        """
         data = body.encode() if isinstance(body, str) else body
-        self._queued[path].append((status, data, content_type))
+        self._queued[path].append((status, data, content_type, dict(headers or {})))
 
     def issued_secrets(self) -> set[str]:
         """Every secret this server knows: client secrets, and every token it ever issued.
@@ -302,6 +313,8 @@ class FakeTwitch:
         if entry is None or entry[0].client_id != client_id or not entry[0].alive:
             return _oauth_error(400, "Invalid refresh token")
         grant, spent = entry
+        if spent and not self.revoke_grant_on_reuse:
+            return _oauth_error(400, "Invalid refresh token")
         if spent:
             # twitchdev/issues#903: a spent refresh token kills the whole grant.
             grant.alive = False
@@ -479,15 +492,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path, body = parts.path, self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
-        queued = fake._queued.get(path)
-        if queued:
-            status, data, content_type = queued.pop(0)
-            return self._answer(status, data, content_type, {})
-        if path in fake._redirects:
-            return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
         params = dict(parse_qsl(parts.query))
         if self.command == "POST":
             params.update(_form(body, headers.get("content-type", "")))
+        if path.startswith("/helix/"):
+            with fake._lock:
+                fake.helix_requests.append(HelixRequest(self.command, path, parts.query, dict(self.headers), body))
+        queued = fake._queued.get(path)
+        if queued:
+            if path == "/oauth2/token":  # an attempt all the same
+                fake._count(params.get("grant_type", ""))
+            status, data, content_type, extra = queued.pop(0)
+            return self._answer(status, data, content_type, extra)
+        if path in fake._redirects:
+            return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
         if path == "/oauth2/token" and self.command == "POST":
             answer = fake._token(params)
         elif path == "/oauth2/validate" and self.command == "GET":
@@ -497,8 +515,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/oauth2/device" and self.command == "POST":
             answer = fake._device(params)
         elif path.startswith("/helix/"):
-            with fake._lock:
-                fake.helix_requests.append(HelixRequest(self.command, path, parts.query, dict(self.headers), body))
             query: dict[str, List[str]] = collections.defaultdict(list)
             for key, value in parse_qsl(parts.query):
                 query[key].append(value)

@@ -16,6 +16,7 @@ __all__ = ["Token", "now"]
 
 Kind = Literal["app", "user"]
 _KINDS = ("app", "user")
+_OPTIONAL = ("renew_failed_at", "renew_error")
 
 
 def now() -> float:
@@ -39,6 +40,9 @@ class Token:
         obtained_at: when the token was issued, in epoch seconds.
         kind: ``"user"`` or ``"app"``; an app token is renewed with the
             client-credentials grant instead of a refresh.
+        renew_failed_at: when renewing this token last failed, in epoch
+            seconds; nobody tries again for a while (None: never failed).
+        renew_error: what that failure said (never a secret).
 
     Its ``repr`` shows neither the access token nor the refresh token, so a
     token printed in a notebook or logged by accident leaks nothing.
@@ -59,6 +63,8 @@ class Token:
     login: str | None = None
     obtained_at: float | None = None
     kind: Kind = "user"
+    renew_failed_at: float | None = None
+    renew_error: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
@@ -69,7 +75,7 @@ class Token:
             raise ValueError("scopes must be a sequence of strings")
         # Accept any sequence, but keep the value immutable and hashable.
         object.__setattr__(self, "scopes", tuple(self.scopes))
-        for name in ("expires_at", "obtained_at"):
+        for name in ("expires_at", "obtained_at", "renew_failed_at"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool)
@@ -77,7 +83,7 @@ class Token:
                 or not math.isfinite(value)
             ):
                 raise ValueError(f"{name} must be a finite number or None")
-        for name in ("user_id", "login"):
+        for name in ("user_id", "login", "renew_error"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string or None")
         if self.kind not in _KINDS:
@@ -103,6 +109,9 @@ class Token:
         """Return a JSON-safe dict; :meth:`from_dict` turns it back into an equal Token."""
         data = dataclasses.asdict(self)
         data["scopes"] = list(self.scopes)
+        for name in _OPTIONAL:  # left out until set, to keep the file short
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod

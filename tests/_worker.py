@@ -4,8 +4,8 @@ Usage: python _worker.py CONFIG_JSON
 
 It makes one warm-up request, prints "ready", waits for a line on stdin,
 then runs ``threads`` threads of ``requests`` requests each (or requests for
-``seconds``, or ``refreshes`` forced refreshes) and prints one JSON line of
-results.
+``seconds``, each after a ``pause``; or ``refreshes`` forced refreshes) and
+prints one JSON line of results.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
             count = 0
             while count < config.get("requests", 0) or time.monotonic() < deadline:
                 count += 1
+                time.sleep(config.get("pause", 0))
                 try:
                     statuses.append(session.get(url, timeout=30).status_code)
                 except Exception as exc:  # reported to the test, which fails on any

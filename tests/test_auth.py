@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
+import requests_twitch.keeper as keeper_module
 import requests_twitch.token as token_module
 from requests_twitch import (
     JSONTokenStore,
@@ -293,20 +294,44 @@ def test_a_static_token_that_dies_returns_the_401(fake_twitch: FakeTwitch, make_
     assert sum(fake_twitch.calls[k] for k in ("refresh_token", "client_credentials")) == 0
 
 
-def test_a_refused_refresh_raises_with_twitchs_message_and_keeps_the_file(
+def test_a_refused_refresh_raises_with_twitchs_message_and_keeps_the_token(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
 ) -> None:
     user = fake_twitch.issue_user_token()
     auth = make_auth(access_token=user.access_token, refresh_token="revoked-by-the-user")
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
-    before = token_file.read_bytes()
+    before = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
     fake_twitch.expire_tokens()
     with pytest.raises(TokenRefreshError) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert (info.value.status_code, info.value.message) == (400, "Invalid refresh token")
     assert "log in again" in str(info.value)
-    assert token_file.read_bytes() == before
     assert isinstance(info.value, requests.RequestException)
+    after = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    assert after is not None and before is not None
+    assert (after.access_token, after.refresh_token) == (before.access_token, before.refresh_token)
+    assert after.renew_error == str(info.value)  # recorded for every process
+
+
+def test_after_a_failed_renewal_nobody_retries_until_the_pause_is_over(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth, _ = seeded(fake_twitch, make_auth)
+    assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+    fake_twitch.expire_tokens()
+    fake_twitch.queue_response("/oauth2/token", 503, '{"status":503,"message":"Service Unavailable"}')
+    with pytest.raises(TokenRefreshError, match="HTTP 503"):
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    other_process = make_auth(account="user")  # sees the failure in the file
+    for client in (auth, other_process):
+        with pytest.raises(TokenRefreshError, match="Not retried for"):
+            requests.get(f"{fake_twitch.api_url}/users", auth=client)
+    assert fake_twitch.calls["refresh_token"] == 1
+    later = token_module.now() + keeper_module.RETRY_AFTER + 1
+    monkeypatch.setattr(token_module, "now", lambda: later)
+    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert r.status_code == 200 and fake_twitch.calls["refresh_token"] == 2
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").renew_error is None  # type: ignore[union-attr]
 
 
 def test_a_token_expired_by_the_clock_is_renewed_before_sending(
@@ -441,3 +466,40 @@ def test_no_secret_in_any_log_record_repr_or_error(
     output = "\n".join(texts)
     for secret in fake_twitch.issued_secrets() | {"refresh-that-is-spent"}:
         assert secret not in output
+
+
+def test_a_replay_that_redirects_off_the_origin_takes_no_credentials_along(
+    fake_twitch: FakeTwitch, other_origin: FakeTwitch, make_auth: MakeAuth
+) -> None:
+    auth, _ = seeded(fake_twitch, make_auth)
+    fake_twitch.queue_response("/helix/moved", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}')
+    fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{other_origin.api_url}/users"})
+    r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
+    assert fake_twitch.calls["refresh_token"] == 1
+    assert r.status_code == 401  # the other origin's own answer
+    received = other_origin.helix_requests[-1].headers
+    assert "Authorization" not in received and "Client-Id" not in received
+
+
+def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth
+) -> None:
+    auth, user = seeded(fake_twitch, make_auth)
+    fake_twitch.queue_response("/helix/moved", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}')
+    fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
+    r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
+    assert r.status_code == 200
+    assert len(fake_twitch.helix_requests) == 3  # 401, the replay's 302, 200: no dead token sent on
+    assert fake_twitch.helix_requests[-1].headers["Authorization"] == f"Bearer {auth.token.access_token}"
+    assert auth.token.access_token != user.access_token
+
+
+def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+    auth, _ = seeded(fake_twitch, make_auth)
+    fake_twitch.queue_response(
+        "/helix/users", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}',
+        headers={"Set-Cookie": "twilight=abc; Path=/"},
+    )
+    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert r.status_code == 200
+    assert fake_twitch.helix_requests[-1].headers.get("Cookie") == "twilight=abc"

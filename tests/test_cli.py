@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from requests_twitch.testing import FakeTwitch
+
 
 def test_demo_shows_one_refresh_for_the_herd_and_no_token() -> None:
     result = subprocess.run(
@@ -16,8 +18,12 @@ def test_demo_shows_one_refresh_for_the_herd_and_no_token() -> None:
     assert re.search(r"answered 200:\s+36\b", result.stdout)
     assert re.search(r"refresh calls Twitch saw:\s+1\b", result.stdout)
     assert re.search(r"grants revoked by a reuse:\s+0\b", result.stdout)
-    # FakeTwitch's access tokens are 30 hex digits; none may be printed.
-    assert not re.search(r"[0-9a-f]{30}", result.stdout + result.stderr)
+    output = result.stdout + result.stderr
+    # FakeTwitch's access tokens are 30 hex digits, its refresh tokens end in "%/=",
+    # and its client secret is fixed: none may be printed.
+    assert not re.search(r"[0-9a-f]{30}", output)
+    assert "%/=" not in output
+    assert FakeTwitch().client_secret not in output
 
 
 def test_no_command_is_a_usage_error() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import traceback
+from urllib.parse import quote_plus
 
 import pytest
+import requests
 
 import requests_twitch.token as token_module
 from requests_twitch import Token, TokenRefreshError, TwitchAuthError
@@ -183,3 +187,55 @@ def test_a_read_timeout_is_not_retried_and_says_the_refresh_may_be_spent(fake_tw
 
 def test_repr_shows_no_secret(fake_twitch: FakeTwitch) -> None:
     assert fake_twitch.client_secret not in repr(client(fake_twitch))
+
+
+def test_an_echoed_form_encoded_refresh_token_is_redacted(fake_twitch: FakeTwitch) -> None:
+    user = fake_twitch.issue_user_token()
+    refresh = user.refresh_token or ""
+    echoed = requests.models.RequestEncodingMixin._encode_params({"refresh_token": refresh})
+    fake_twitch.queue_response("/oauth2/token", 400, json.dumps({"status": 400, "message": f"bad body {echoed}"}))
+    with pytest.raises(TokenRefreshError) as info:
+        client(fake_twitch).refresh(refresh)
+    text = f"{info.value} {info.value.message}"
+    assert refresh not in text and quote_plus(refresh) not in text and "<redacted>" in text
+
+
+def test_a_secret_cut_by_the_length_limit_is_still_redacted(fake_twitch: FakeTwitch) -> None:
+    secret = fake_twitch.client_secret
+    message = "x" * (300 - len(secret) // 2) + secret  # the cut at 300 would fall inside the secret
+    fake_twitch.queue_response("/oauth2/token", 400, json.dumps({"status": 400, "message": message}))
+    with pytest.raises(TokenRefreshError) as info:
+        client(fake_twitch).client_credentials()
+    assert secret[: len(secret) // 2] not in str(info.value)
+
+
+def test_the_form_body_is_redacted_in_tracebacks_with_locals(fake_twitch: FakeTwitch) -> None:
+    user = fake_twitch.issue_user_token()
+    fake_twitch.queue_response("/oauth2/token", 502, "<html>bad gateway</html>", "text/html")
+    with pytest.raises(TokenRefreshError) as info:
+        client(fake_twitch).refresh(user.refresh_token or "")
+    shown = library_frames(info.value)
+    assert fake_twitch.client_secret not in shown and "<form: redacted>" in shown
+
+
+def test_a_connection_error_carries_no_form_in_its_traceback() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    oauth = OAuthClient("cid", "s3cret-value", id_url=f"http://127.0.0.1:{port}/oauth2", timeout=(0.5, 0.5))
+    with pytest.raises(TokenRefreshError, match="ConnectionError") as info:
+        oauth.refresh("refresh-s3cret")
+    shown = library_frames(info.value)
+    assert "OAuthClient" in shown and "s3cret" not in shown
+
+
+def library_frames(exc: BaseException) -> str:
+    """What an error reporter recording locals (as Sentry does) sees of the library's frames,
+    chained exceptions included; the test's own frame, which holds the secrets, is left out."""
+    shown = []
+    te: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    while te is not None:
+        shown += [f"{f.filename}:{f.name} {f.locals}" for f in te.stack if f.filename != __file__]
+        shown.append("".join(te.format_exception_only()))
+        te = te.__cause__ or (None if te.__suppress_context__ else te.__context__)
+    return "\n".join(shown)

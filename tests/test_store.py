@@ -7,9 +7,12 @@ import os
 import stat
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
+
+import requests_twitch.store as store_module
 
 from requests_twitch import (
     InsecureTokenFileWarning,
@@ -214,3 +217,84 @@ def test_stale_temporary_files_of_a_killed_writer_are_removed(token_file: Path) 
 
 def test_repr_names_the_path(token_file: Path) -> None:
     assert str(token_file) in repr(JSONTokenStore(token_file))
+
+
+def test_a_non_blocking_attempt_yields_false_while_another_holds_the_lock(store: TokenStore) -> None:
+    held, release, results = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with store.lock() as got:
+            results.append(got)
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with store.lock(blocking=False) as got:
+            results.append(got)
+    finally:
+        release.set()
+        thread.join(10)
+    with store.lock(blocking=False) as got:
+        results.append(got)
+        store.save(CID, "user", Token("a"))  # held for real
+    assert results == [True, False, True]
+
+
+def test_an_unchanged_version_is_trusted_for_a_second_at_most(
+    token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long."""
+    store = JSONTokenStore(token_file)
+    save(store, "user", Token("old"))
+    monkeypatch.setattr(JSONTokenStore, "version", lambda self: "stuck")
+    clock = [1000.0]
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+    assert store.current(CID, "user") == Token("old")
+    save(JSONTokenStore(token_file), "user", Token("new"))
+    assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
+    clock[0] += store_module.CACHE_SECONDS
+    assert store.current(CID, "user") == Token("new")
+
+
+FORK_CHILD_TIMEOUT = 10
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file: Path) -> None:
+    """multiprocessing's fork start method copies a lock held by another thread into the child."""
+    store = JSONTokenStore(token_file)
+    save(store, "user", Token("a"))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock():
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: this is the point
+            pid = os.fork()
+        if pid == 0:  # the child: its copy of the holding thread is gone
+            code = 1
+            try:
+                child = JSONTokenStore(token_file, lock_timeout=FORK_CHILD_TIMEOUT)
+                with child.lock():
+                    child.save(CID, "user", Token("from the child"))
+                code = 0
+            finally:
+                os._exit(code)
+        time.sleep(0.3)
+        release.set()  # the parent lets go of the file lock; the child gets it
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        release.set()
+        thread.join(10)
+    assert JSONTokenStore(token_file).load(CID, "user") == Token("from the child")

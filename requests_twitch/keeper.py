@@ -1,0 +1,266 @@
+"""TokenKeeper: the current token of one account, renewed once per death across threads and processes.
+
+This is the single flight of ../shared/research/persistence.md §5. A token is
+renewed only by the holder of the store's lock, and only if the token that
+failed is still the stored one; whoever waits for the lock watches the store
+meanwhile and adopts the new token as soon as it appears, without the lock.
+
+Three rules keep a single-use refresh token from being spent twice
+(twitchdev/issues#903):
+
+- after "Invalid refresh token", look again: a token saved meanwhile wins;
+- after any failed renewal, the store records it, and nobody (no thread, no
+  process) tries again for :data:`RETRY_AFTER` seconds: a herd that meets a
+  timeout does not send the same refresh token a hundred times;
+- a renewed token the store refuses to save is kept in memory, and saved
+  before anything else happens, rather than lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from . import token as tokens
+from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
+from .flows import OAuthClient
+from .store import TokenStore
+from .token import Token
+
+__all__ = ["EXPIRY_MARGIN", "RETRY_AFTER", "TokenKeeper"]
+
+log = logging.getLogger(__name__)
+
+EXPIRY_MARGIN = 60.0
+"""Seconds before ``expires_at`` at which a token is renewed before use.
+
+Twitch prefers reacting to 401s (tokens die early for many reasons), so this
+only spares one wasted round trip for a token known to be dead."""
+
+RETRY_AFTER = 60.0
+"""Seconds after a failed renewal during which nobody tries that token again."""
+
+_POLL = 0.005
+"""How often a waiter looks at the store and tries the lock again."""
+
+
+class TokenKeeper:
+    """Keeps the token of one (client id, account) in a store: reads it, fetches it, renews it.
+
+    Args:
+        oauth: the calls to id.twitch.tv for the client.
+        store: where the token lives.
+        account: which token of the client.
+        seed: a token to store if the account has none.
+        seed_refresh: a refresh token to trade for one if there is no seed.
+        scopes: scopes for app tokens.
+        on_refresh: called as ``on_refresh(old, new)`` after a renewal was
+            saved, in this process only.
+    """
+
+    def __init__(
+        self,
+        oauth: OAuthClient,
+        store: TokenStore,
+        account: str,
+        *,
+        seed: Token | None = None,
+        seed_refresh: str | None = None,
+        scopes: tuple[str, ...] = (),
+        on_refresh: Callable[[Token, Token], object] | None = None,
+    ) -> None:
+        self.oauth = oauth
+        self.store = store
+        self.account = account
+        self.scopes = scopes
+        self.on_refresh = on_refresh
+        self._seed = seed
+        self._seed_refresh = seed_refresh
+        self._flight: tuple[int, threading.Lock] | None = None
+        self._unsaved: tuple[str | None, Token] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for process pools: a lock cannot cross, the next renewal makes one.
+        return {**self.__dict__, "_flight": None}
+
+    @property
+    def client_id(self) -> str:
+        return self.oauth.client_id
+
+    def stored(self) -> Token | None:
+        """The stored token, from the store's cache: one ``stat`` while nothing changed."""
+        return self.store.current(self.client_id, self.account)
+
+    def renewable(self, token: Token | None) -> bool:
+        """Whether a token to replace ``token`` can be had (or a first one, for None)."""
+        if token is None:
+            return self._seed is not None or self._seed_refresh is not None or self.oauth.has_secret
+        return bool(token.refresh_token) or (token.kind == "app" and self.oauth.has_secret)
+
+    def for_request(self) -> Token:
+        """The token to send now: the stored one, fetched first or renewed if known to be dead."""
+        if self._unsaved is not None:
+            self._save_unsaved()
+        token = self.stored()
+        if token is None:
+            return self.renew(None)
+        if self.renewable(token) and token.is_expired(_margin(token)):
+            try:
+                return self.renew(token.access_token)
+            except TokenRefreshError as exc:
+                # Twitch, not the clock, decides whether it is dead: send it as it is.
+                log.warning("could not renew the expiring token of account %r (%s); sending it", self.account, exc)
+        return token
+
+    def renew(self, failed: str | None) -> Token:
+        """Replace the token whose access token is ``failed`` (None: get a first token).
+
+        Returns at once with the stored token if it is not the one that
+        failed (someone else renewed it). Otherwise waits for the store's
+        lock, watching the store meanwhile; the lock holder re-reads the
+        token, calls Twitch only if it is still the one that failed, and
+        saves the result before releasing the lock.
+        """
+        if self._unsaved is not None:
+            self._save_unsaved()
+        renewed: tuple[Token, Token] | None = None
+        with self._flight_lock():  # threads of this process queue in memory
+            deadline = time.monotonic() + self.store.lock_timeout
+            while True:
+                stored = self.stored()
+                if stored is not None and stored.access_token != failed:
+                    return stored
+                with self.store.lock(blocking=False) as held:
+                    if held:
+                        renewed, token = self._renew_held(failed)
+                        break
+                if time.monotonic() > deadline:
+                    raise TokenStoreError(
+                        f"{self.store!r}: could not take its lock within {self.store.lock_timeout:g} s;"
+                        " another process holds it (raise lock_timeout if renewals are slow here)."
+                    )
+                time.sleep(_POLL)
+        if renewed is not None and self.on_refresh is not None:
+            self.on_refresh(*renewed)
+        return token
+
+    # -- under the store's lock ---------------------------------------------------
+
+    def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
+        """Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+        stored = self.store.load(self.client_id, self.account)
+        if stored is None:
+            token = self._first_token()
+            self._save(None, token)
+            return None, token
+        if stored.access_token != failed:
+            return None, stored
+        if stored.renew_failed_at is not None and tokens.now() - stored.renew_failed_at < RETRY_AFTER:
+            wait = RETRY_AFTER - (tokens.now() - stored.renew_failed_at)
+            raise TokenRefreshError(
+                f"{stored.renew_error or 'Renewing the token failed.'} (Not retried for {wait:.0f} s more, to spare"
+                " Twitch and the refresh token.)"
+            )
+        try:
+            token = self._next_token(stored)
+        except TokenRefreshError as exc:
+            again = self._adopt_after_invalid_refresh(exc, stored)
+            if again is not None:
+                return None, again
+            self._remember_failure(stored, exc)
+            raise
+        self._save(stored.access_token, token)
+        log.info("renewed the %s token of client %r, account %r", stored.kind, self.client_id, self.account)
+        return (stored, token), token
+
+    def _first_token(self) -> Token:
+        """The token for an empty slot: the seed, or an app token."""
+        if self._seed is not None:
+            return self._seed
+        if self._seed_refresh is not None:
+            return self.oauth.refresh(self._seed_refresh)
+        if self.oauth.has_secret:
+            log.info("fetching an app token for client %r, account %r", self.client_id, self.account)
+            return self.oauth.client_credentials(self.scopes)
+        raise TwitchAuthError(
+            f"no token stored for client {self.client_id!r}, account {self.account!r} in {self.store!r},"
+            " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
+            " (user token), or log in first."
+        )
+
+    def _next_token(self, stored: Token) -> Token:
+        if stored.refresh_token:
+            return self.oauth.refresh(stored.refresh_token, previous=stored)
+        if stored.kind == "app" and self.oauth.has_secret:
+            return self.oauth.client_credentials(stored.scopes or self.scopes)
+        raise TwitchAuthError(
+            f"the token of client {self.client_id!r}, account {self.account!r} cannot be renewed"
+            " (no refresh token): log in again."
+        )
+
+    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
+        """After "Invalid refresh token", use a token someone saved meanwhile, if any.
+
+        A process outside this lock's reach (another machine, a hand edit) may
+        have rotated the token; spending it again would revoke the user's
+        whole grant (twitchdev/issues#903), so look once before giving up.
+        """
+        if (exc.message or "").lower() != "invalid refresh token":
+            return None
+        again = self.store.load(self.client_id, self.account)
+        if again is None or again.access_token == spent.access_token:
+            return None
+        log.info("refresh token already spent; adopting the token saved for account %r", self.account)
+        return again
+
+    def _remember_failure(self, stored: Token, exc: TokenRefreshError) -> None:
+        """Record the failure in the store, so that no thread or process retries at once."""
+        marked = dataclasses.replace(stored, renew_failed_at=tokens.now(), renew_error=str(exc))
+        try:
+            self.store.save(self.client_id, self.account, marked)
+        except TokenStoreError as store_exc:
+            log.warning("could not record the failed renewal in %r: %s", self.store, store_exc)
+
+    def _save(self, failed: str | None, token: Token) -> None:
+        try:
+            self.store.save(self.client_id, self.account, token)
+        except TokenStoreError as exc:
+            # The new token may hold the only valid refresh token: never drop it.
+            self._unsaved = (failed, token)
+            raise TokenStoreError(
+                f"{exc} The renewed token is kept in this process and saved as soon as the store allows.",
+                path=exc.path,
+            ) from exc
+
+    def _save_unsaved(self) -> None:
+        """Save a renewed token the store refused earlier, unless the store moved on meanwhile."""
+        with self._flight_lock(), self.store.lock():
+            if self._unsaved is None:
+                return
+            failed, token = self._unsaved
+            stored = self.store.load(self.client_id, self.account)
+            if stored is None or stored.access_token == failed:
+                self._save(failed, token)
+            self._unsaved = None
+        log.info("saved the renewed token of account %r that the store had refused", self.account)
+
+    def _flight_lock(self) -> threading.Lock:
+        # Per process: a lock inherited across fork() may be held by a thread
+        # that does not exist in the child.
+        pid = os.getpid()
+        flight = self._flight
+        if flight is None or flight[0] != pid:
+            flight = self._flight = (pid, threading.Lock())
+        return flight[1]
+
+
+def _margin(token: Token) -> float:
+    # Never more than a tenth of the token's lifetime, so a short-lived token
+    # is not renewed on every request.
+    if token.expires_at is not None and token.obtained_at is not None:
+        return min(EXPIRY_MARGIN, (token.expires_at - token.obtained_at) / 10)
+    return EXPIRY_MARGIN
