@@ -269,13 +269,15 @@ class TwitchAuth(AuthBase):
         return url.startswith(self._prefix) or _origin(url) == self._origin
 
     def _handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        request = r.request
+        status, request = r.status_code, r.request
+        if status != 401 and not 300 <= status < 400:  # the per-response path: one comparison
+            return r
         if not self._is_api(request.url):
             return r
         if r.is_redirect:
             self._drop_credentials_if_leaving(r, request)
             return r
-        if r.status_code != 401:
+        if status != 401:
             return r
         sent = _sent_token(request)
         stored = self._keeper.stored()

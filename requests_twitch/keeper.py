@@ -108,7 +108,7 @@ class TokenKeeper:
         token = self.stored()
         if token is None:
             return self.renew(None)
-        if self.renewable(token) and token.is_expired(_margin(token)):
+        if token.expires_at is not None and token.is_expired(_margin(token)) and self.renewable(token):
             try:
                 return self.renew(token.access_token)
             except TokenRefreshError as exc:

@@ -105,8 +105,9 @@ class FakeTwitch:
 
     Attributes:
         calls: a Counter of the calls received: ``"client_credentials"``,
-            ``"refresh_token"``, ``"device_code"``, ``"validate"``,
-            ``"revoke"``, ``"device"`` and ``"helix"``.
+            ``"refresh_token"`` (and of those, ``"refresh_token_refused"``),
+            ``"device_code"``, ``"validate"``, ``"revoke"``, ``"device"`` and
+            ``"helix"``.
         grants_revoked: how many grants a reused refresh token killed.
         helix_requests: the Helix requests received, oldest first.
     """
@@ -297,7 +298,10 @@ class FakeTwitch:
                     return denied
                 return 200, self._mint(_Grant(client_id, None, None, ()), refresh=False), {}
             if grant_type == "refresh_token":
-                return self._refresh(client_id, secret, params)
+                answer = self._refresh(client_id, secret, params)
+                if answer[0] != 200:
+                    self.calls["refresh_token_refused"] += 1
+                return answer
             if grant_type == _DEVICE_GRANT:
                 return self._poll_device(client_id, params)
             return _oauth_error(400, "unsupported grant type")
