@@ -15,6 +15,7 @@ import logging
 
 from .auth import TwitchAuth
 from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .login import parse_implicit_redirect
 from .session import TwitchSession
 from .store import JSONTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
@@ -33,6 +34,7 @@ __all__ = [
     "TwitchAuthError",
     "TwitchSession",
     "__version__",
+    "parse_implicit_redirect",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

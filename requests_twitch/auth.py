@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -32,7 +32,9 @@ from requests.utils import rewind_body
 
 from .exceptions import TwitchAuthError
 from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
-from .keeper import TokenKeeper
+from . import login
+from .keeper import VALIDATE_EVERY, TokenKeeper, with_validation
+from .login import Prompt
 from .store import JSONTokenStore, TokenStore
 from .token import Token
 
@@ -138,6 +140,9 @@ class TwitchAuth(AuthBase):
         id_url: the OAuth base URL, for FakeTwitch or a proxy.
         api_url: the Helix base URL; its origin is the only one that gets
             credentials.
+        validate_every: seconds between checks of the token at Twitch's
+            ``/validate`` (Twitch requires one at start and hourly); one check
+            serves every process sharing the store. None turns them off.
 
     Example:
         ::
@@ -160,6 +165,7 @@ class TwitchAuth(AuthBase):
         on_refresh: Callable[[Token, Token], object] | None = None,
         id_url: str = DEFAULT_ID_URL,
         api_url: str = DEFAULT_API_URL,
+        validate_every: float | None = VALIDATE_EVERY,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ValueError("client_id must be a non-empty string")
@@ -177,7 +183,9 @@ class TwitchAuth(AuthBase):
             seed_refresh=refresh_token,
             scopes=scopes,
             on_refresh=on_refresh,
+            validate_every=validate_every,
         )
+        self._account_given = account is not None
         origin = _origin(self.api_url)
         if origin is None or origin[0] not in ("http", "https") or not origin[1]:
             raise ValueError("api_url must be an http(s) URL")
@@ -192,7 +200,8 @@ class TwitchAuth(AuthBase):
     @classmethod
     def from_env(cls, **overrides: Any) -> TwitchAuth:
         """Build a TwitchAuth from ``TWITCH_CLIENT_ID``, ``TWITCH_CLIENT_SECRET``,
-        ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN`` and ``TWITCH_TOKEN_FILE``.
+        ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN``, ``TWITCH_TOKEN_FILE``,
+        ``TWITCH_ID_URL`` and ``TWITCH_API_URL``.
 
         Keyword arguments override the environment and pass any other
         TwitchAuth argument.
@@ -203,6 +212,8 @@ class TwitchAuth(AuthBase):
             "access_token": "TWITCH_ACCESS_TOKEN",
             "refresh_token": "TWITCH_REFRESH_TOKEN",
             "token_file": "TWITCH_TOKEN_FILE",
+            "id_url": "TWITCH_ID_URL",
+            "api_url": "TWITCH_API_URL",
         }
         kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
         kwargs.update(overrides)
@@ -251,6 +262,97 @@ class TwitchAuth(AuthBase):
         """
         current = self._keeper.stored() or self._keeper.renew(None)  # an empty slot gets its first token
         return self._keeper.renew(current.access_token)
+
+    # -- getting a first token (the flows live in login.py and flows.py) ----------
+
+    def login_app(self, scopes: Iterable[str] = ()) -> Token:
+        """Fetch an app token with the client-credentials grant and store it (needs the secret)."""
+        return self._store_login(self._keeper.oauth.client_credentials(tuple(scopes)), kind="app")
+
+    def login_device(self, scopes: Iterable[str] = (), *, prompt: Prompt | None = None) -> Token:
+        """Log a user in with Twitch's device code flow, and store the token.
+
+        ``prompt`` (default: print to stderr) is called once with the text to
+        show the user: the verification URL and the user code. Blocks until
+        the user approves, refuses, or the code expires. The flow for cron
+        jobs, SSH and remote notebooks, and the only one for public clients.
+        """
+        return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
+
+    def authorize_url(
+        self,
+        scopes: Iterable[str],
+        redirect_uri: str,
+        *,
+        state: str | None = None,
+        force_verify: bool = False,
+        response_type: str = "code",
+        nonce: str | None = None,
+    ) -> str:
+        """The URL of Twitch's authorize page, for the code (``"code"``), implicit (``"token"``) or OIDC flow."""
+        return login.authorize_url(
+            self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify,
+            response_type=response_type, nonce=nonce,
+        )
+
+    def exchange_code(self, code: str, redirect_uri: str) -> Token:
+        """Trade the authorization code of a redirect for a user token, and store it."""
+        return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri))
+
+    def exchange_redirect(self, redirect_url: str, redirect_uri: str, *, state: str | None = None) -> Token:
+        """Like :meth:`exchange_code`, from the whole URL Twitch redirected to (pasted from a browser).
+
+        Checks ``state`` when given, and reports a refusal (``access_denied``) clearly.
+        """
+        return self.exchange_code(login.code_from_redirect(redirect_url, state), redirect_uri)
+
+    def login_browser(
+        self, scopes: Iterable[str] = (), *, port: int = 0, open_browser: bool = True, prompt: Prompt | None = None
+    ) -> Token:
+        """Log a user in through a browser, with the redirect served on ``http://localhost:PORT/``.
+
+        ``port`` 0 picks a free port; the app must have that redirect URL
+        registered. ``prompt`` gets the authorize URL (default: printed to
+        stderr); a browser is opened too when ``open_browser`` and there is
+        one. The server listens on the loopback interface only, and the
+        redirect's ``state`` must match the one sent.
+        """
+        url, redirect_uri, state = login.wait_for_redirect(
+            self._keeper.oauth, scopes, port=port, open_browser=open_browser, prompt=prompt or login.print_to_stderr
+        )
+        return self.exchange_redirect(url, redirect_uri, state=state)
+
+    def validate(self) -> dict[str, Any]:
+        """Check the token at Twitch's ``/validate`` now, and return Twitch's answer.
+
+        What Twitch says (login, user id, scopes, remaining lifetime) is
+        recorded in the store. A token Twitch calls dead is renewed first.
+        """
+        token, answer = self._keeper.validate(self._keeper.for_request(), force=True)
+        if answer is None:  # it was dead and has been renewed: check the new one
+            token, answer = self._keeper.validate(token, force=True)
+        if answer is None:
+            raise TwitchAuthError(f"Twitch calls the token of account {self.account!r} invalid even after renewing it.")
+        return answer
+
+    def revoke(self) -> None:
+        """Revoke the token at Twitch and remove it from the store."""
+        token = self._keeper.forget()
+        if token is not None:
+            self._keeper.oauth.revoke(token.access_token)
+
+    def _store_login(self, token: Token, kind: str = "user") -> Token:
+        if not self._account_given:
+            # TwitchAuth("id", "secret").login_device() logs a user in: from
+            # now on this auth uses that user's token, in account "user".
+            self._keeper.account = kind
+        if kind == "user":
+            answer = self._keeper.oauth.validate(token.access_token)  # who logged in, which scopes
+            if answer is not None:
+                token = with_validation(token, answer)
+        self._keeper.put(token)
+        log.info("stored the new %s token of client %r, account %r", kind, self.client_id, self.account)
+        return token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._is_api(r.url):

@@ -1,4 +1,4 @@
-"""The calls to id.twitch.tv: client credentials and refresh (more flows build on these).
+"""The calls to id.twitch.tv: client credentials, refresh, code, device, validate and revoke.
 
 Token calls go through a plain ``requests.Session`` of their own, never the
 authenticated one, so that a refresh can never recurse into the auth that
@@ -10,9 +10,10 @@ key, and ``scope``/``expires_in`` come in several shapes (twitch-facts §1).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 from typing import Any, Iterable, Mapping
 
 import requests
@@ -23,7 +24,7 @@ from .exceptions import TokenRefreshError, TwitchAuthError
 from . import token as tokens
 from .token import Kind, Token
 
-__all__ = ["DEFAULT_API_URL", "DEFAULT_ID_URL", "OAuthClient", "parse_token_response"]
+__all__ = ["DEFAULT_API_URL", "DEFAULT_ID_URL", "DeviceCode", "OAuthClient", "parse_token_response"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ TIMEOUT = (5.0, 30.0)
 """(connect, read) seconds for every token call; shorter than the store's lock timeout."""
 
 _FORM = "application/x-www-form-urlencoded"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 # What the user should do next, by Twitch's message (lower-cased).
 _HINTS = {
@@ -125,6 +127,65 @@ class OAuthClient:
         payload = self._post_token(form, "a refreshed user token")
         return self._parse(payload, kind="user", previous=previous)
 
+    def exchange_code(self, code: str, redirect_uri: str) -> Token:
+        """Trade an authorization code (from the browser flow's redirect) for a user token."""
+        if not self._client_secret:
+            raise TwitchAuthError(
+                "the authorization code flow needs the client secret; a public client logs in with login_device."
+            )
+        form = self._form("authorization_code", code=code, redirect_uri=redirect_uri)
+        payload = self._post_token(form, "a user token for the authorization code")
+        return self._parse(payload, kind="user", previous=None)
+
+    def start_device(self, scopes: Iterable[str] = ()) -> DeviceCode:
+        """Start the device code flow: POST /device with ``scopes`` (Twitch's plural name)."""
+        form = _Form(urlencode({"client_id": self.client_id, "scopes": " ".join(scopes)}), ())
+        with self._call("POST", "device", form, "a device code") as response:
+            payload = _token_payload(response, "a device code", form)
+        try:
+            return DeviceCode(
+                device_code=str(payload["device_code"]),
+                user_code=str(payload["user_code"]),
+                verification_uri=str(payload["verification_uri"]),
+                expires_in=float(payload.get("expires_in") or 1800),
+                interval=float(payload.get("interval") or 5),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise TokenRefreshError("Twitch answered /device without a usable device code.", status_code=200) from None
+
+    def poll_device(self, device: DeviceCode, scopes: Iterable[str] = ()) -> Token:
+        """Ask once whether the user has approved the device code.
+
+        Raises:
+            TokenRefreshError: with ``message`` "authorization_pending" while
+                the user has not answered, "slow_down" when polling too fast,
+                or Twitch's reason to stop ("invalid device code", ...).
+        """
+        form = self._form(DEVICE_GRANT, device_code=device.device_code, scopes=" ".join(scopes) or None)
+        payload = self._post_token(form, "the user token of the device code")
+        return self._parse(payload, kind="user", previous=None)
+
+    def validate(self, access_token: str) -> dict[str, Any] | None:
+        """GET /validate (``Authorization: OAuth``, not Bearer): Twitch's answer, or None if the token is dead.
+
+        Raises:
+            TokenRefreshError: Twitch could not be reached, or answered neither 200 nor 401.
+        """
+        form = _Form("", (access_token,))
+        with self._call("GET", "validate", form, "validating the token", Authorization=f"OAuth {access_token}") as r:
+            if r.status_code == 401:
+                return None
+            return _token_payload(r, "validating the token", form)
+
+    def revoke(self, access_token: str) -> None:
+        """POST /revoke. A token Twitch no longer knows counts as revoked."""
+        form = _Form(urlencode({"client_id": self.client_id, "token": access_token}), (access_token,))
+        with self._call("POST", "revoke", form, "revoking the token") as response:
+            if response.status_code == 400:  # "Invalid token": already dead, which is what was asked
+                return
+            if response.status_code != 200:
+                _token_payload(response, "revoking the token", form)  # raises with Twitch's message
+
     def _form(self, grant_type: str, **params: Any) -> _Form:
         """The urlencoded body of a token request (oauthlib's RFC 6749 plumbing).
 
@@ -141,16 +202,22 @@ class OAuthClient:
         return _Form(encoded, secrets)
 
     def _post_token(self, form: _Form, what: str) -> dict[str, Any]:
-        url = f"{self.id_url}/token"
+        with self._call("POST", "token", form, what) as response:
+            return _token_payload(response, what, form)
+
+    def _call(self, method: str, path: str, form: _Form, what: str, **headers: str) -> requests.Response:
+        """One call to id.twitch.tv; a failure to get any answer raises TokenRefreshError."""
+        url = f"{self.id_url}/{path}"
         failure = None
         try:
             # Connection: close: a token call every few hours gains nothing
             # from keep-alive, and a pooled connection the server dropped
             # would fail in a way that cannot be told apart from a lost answer.
-            response = self._session.post(
+            response = self._session.request(
+                method,
                 url,
-                data=form.encoded,
-                headers={"Content-Type": _FORM, "Connection": "close"},
+                data=form.encoded or None,
+                headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close", **headers},
                 timeout=self.timeout,
                 allow_redirects=False,
             )
@@ -168,8 +235,7 @@ class OAuthClient:
             # of requests and urllib3 hold the form body in their locals, and
             # error reporters record those. The reason is in the message.
             raise failure
-        with response:
-            return _token_payload(response, what, form)
+        return response
 
     def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
         try:
@@ -178,6 +244,17 @@ class OAuthClient:
             raise TokenRefreshError(
                 f"Twitch answered HTTP 200 but not with a usable token ({exc}).", status_code=200
             ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceCode:
+    """What /device answers: the code to show the user, and how to poll."""
+
+    device_code: str = dataclasses.field(repr=False)
+    user_code: str
+    verification_uri: str
+    expires_in: float
+    interval: float
 
 
 class _Form:
@@ -276,6 +353,7 @@ def parse_token_response(
     scopes = _scopes(payload.get("scope"))
     if scopes is None:
         scopes = previous.scopes if previous is not None else ()
+    id_token = payload.get("id_token")
     return Token(
         access_token=access_token,
         refresh_token=refresh_token,
@@ -285,6 +363,8 @@ def parse_token_response(
         login=previous.login if previous is not None else None,
         obtained_at=obtained_at,
         kind=kind,
+        validated_at=obtained_at,  # Twitch just issued it: as good as a /validate
+        id_token=id_token if isinstance(id_token, str) and id_token else None,  # OIDC; not an access token
     )
 
 

@@ -31,7 +31,7 @@ from .flows import OAuthClient
 from .store import TokenStore
 from .token import Token
 
-__all__ = ["EXPIRY_MARGIN", "RETRY_AFTER", "TokenKeeper"]
+__all__ = ["EXPIRY_MARGIN", "RETRY_AFTER", "VALIDATE_EVERY", "TokenKeeper"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ only spares one wasted round trip for a token known to be dead."""
 
 RETRY_AFTER = 60.0
 """Seconds after a failed renewal during which nobody tries that token again."""
+
+VALIDATE_EVERY = 3600.0
+"""Twitch requires apps to validate their tokens at start and hourly, and audits them."""
 
 _POLL = 0.005
 """How often a waiter looks at the store and tries the lock again."""
@@ -60,6 +63,8 @@ class TokenKeeper:
         scopes: scopes for app tokens.
         on_refresh: called as ``on_refresh(old, new)`` after a renewal was
             saved, in this process only.
+        validate_every: seconds between checks of the token at Twitch's
+            ``/validate``, shared by every process of the store (None: never).
     """
 
     def __init__(
@@ -72,8 +77,11 @@ class TokenKeeper:
         seed_refresh: str | None = None,
         scopes: tuple[str, ...] = (),
         on_refresh: Callable[[Token, Token], object] | None = None,
+        validate_every: float | None = VALIDATE_EVERY,
     ) -> None:
         self.oauth = oauth
+        self.validate_every = validate_every
+        self._validate_retry_at = 0.0
         self.store = store
         self.account = account
         self.scopes = scopes
@@ -107,14 +115,71 @@ class TokenKeeper:
             self._save_unsaved()
         token = self.stored()
         if token is None:
-            return self.renew(None)
-        if token.expires_at is not None and token.is_expired(_margin(token)) and self.renewable(token):
+            token = self.renew(None)
+        elif token.expires_at is not None and token.is_expired(_margin(token)) and self.renewable(token):
             try:
                 return self.renew(token.access_token)
             except TokenRefreshError as exc:
                 # Twitch, not the clock, decides whether it is dead: send it as it is.
                 log.warning("could not renew the expiring token of account %r (%s); sending it", self.account, exc)
+                return token
+        if self._validation_due(token) and time.monotonic() >= self._validate_retry_at:
+            try:
+                token, _ = self.validate(token)
+            except TwitchAuthError as exc:  # the request goes on; Twitch's 401, if any, is handled there
+                log.warning("could not validate the token of account %r (%s); trying again in a minute", self.account, exc)
+                self._validate_retry_at = time.monotonic() + 60
         return token
+
+    def _validation_due(self, token: Token) -> bool:
+        every = self.validate_every
+        return every is not None and (token.validated_at is None or tokens.now() - token.validated_at >= every)
+
+    def validate(self, token: Token, *, force: bool = False) -> tuple[Token, dict[str, Any] | None]:
+        """Check the stored token at ``/validate`` if it is due (or ``force``), once for all processes.
+
+        Under the store's lock: if another process renewed or validated the
+        token meanwhile, that is taken as it is. Otherwise Twitch is asked;
+        its answer fills in ``login``, ``user_id``, ``scopes`` and the expiry,
+        and is recorded with the time, so that the next check is an hour away
+        for every process sharing the store. A token Twitch calls dead is
+        renewed at once, under the same lock.
+
+        Returns the token to use, and Twitch's answer (None if not asked).
+        """
+        renewed: tuple[Token, Token] | None = None
+        answer = None
+        with self._flight_lock(), self.store.lock():
+            stored = self.store.load(self.client_id, self.account)
+            if stored is None:
+                return token, None
+            if not force and (stored.access_token != token.access_token or not self._validation_due(stored)):
+                return stored, None
+            answer = self.oauth.validate(stored.access_token)
+            if answer is None:
+                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
+                renewed, token = self._renew_held(stored.access_token)
+            else:
+                token = with_validation(stored, answer)
+                self._save(stored.access_token, token)
+        if renewed is not None and self.on_refresh is not None:
+            self.on_refresh(*renewed)
+        return token, answer
+
+    def put(self, token: Token) -> None:
+        """Store a token from a login, replacing what the account had."""
+        with self._flight_lock(), self.store.lock():
+            self._unsaved = None
+            self.store.save(self.client_id, self.account, token)
+
+    def forget(self) -> Token | None:
+        """Remove the account's token from the store; returns what it was."""
+        with self._flight_lock(), self.store.lock():
+            self._unsaved = None
+            token = self.store.load(self.client_id, self.account)
+            if token is not None:
+                self.store.delete(self.client_id, self.account)
+            return token
 
     def renew(self, failed: str | None) -> Token:
         """Replace the token whose access token is ``failed`` (None: get a first token).
@@ -256,6 +321,25 @@ class TokenKeeper:
         if flight is None or flight[0] != pid:
             flight = self._flight = (pid, threading.Lock())
         return flight[1]
+
+
+def with_validation(token: Token, answer: dict[str, Any]) -> Token:
+    """``token`` with what ``/validate`` said about it (tolerant: ``scopes`` may be null, app tokens have no user)."""
+    checked_at = tokens.now()
+    scopes = answer.get("scopes")
+    expires_in = answer.get("expires_in")
+    expires_at = token.expires_at
+    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+        expires_at = checked_at + expires_in if expires_in > 0 else None  # 0: very old client ids never expire
+    login, user_id = answer.get("login"), answer.get("user_id")
+    return dataclasses.replace(
+        token,
+        validated_at=checked_at,
+        expires_at=expires_at,
+        scopes=tuple(s for s in scopes if isinstance(s, str) and s) if isinstance(scopes, list) else token.scopes,
+        login=login if isinstance(login, str) else token.login,
+        user_id=user_id if isinstance(user_id, str) else token.user_id,
+    )
 
 
 def _margin(token: Token) -> float:

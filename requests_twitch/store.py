@@ -119,6 +119,14 @@ class TokenStore(abc.ABC):
             TokenStoreError: the store could not be written; it is unchanged.
         """
 
+    @abc.abstractmethod
+    def delete(self, client_id: str, account: str) -> None:
+        """Remove the token of an account, if any. Must be called while holding :meth:`lock`."""
+
+    @abc.abstractmethod
+    def items(self) -> list[tuple[tuple[str, str], Token]]:
+        """Every stored token, as ((client id, account), token) pairs; an authoritative read."""
+
     def current(self, client_id: str, account: str) -> Token | None:
         """Return the stored token, re-reading the backend only when :meth:`version` changed.
 
@@ -182,10 +190,21 @@ class MemoryTokenStore(TokenStore):
             self._lock.release()
 
     def save(self, client_id: str, account: str, token: Token) -> None:
-        if self._holder != threading.get_ident():
-            raise RuntimeError("save() must be called while holding lock()")
+        self._check_held()
         self._tokens[(client_id, account)] = token
         self._version += 1
+
+    def delete(self, client_id: str, account: str) -> None:
+        self._check_held()
+        if self._tokens.pop((client_id, account), None) is not None:
+            self._version += 1
+
+    def items(self) -> list[tuple[tuple[str, str], Token]]:
+        return sorted(self._tokens.items(), key=lambda item: item[0])
+
+    def _check_held(self) -> None:
+        if self._holder != threading.get_ident():
+            raise RuntimeError("a store is changed only while holding lock()")
 
 
 class _PathLocks:
@@ -371,11 +390,28 @@ class JSONTokenStore(TokenStore):
             locks.thread_lock.release()
 
     def save(self, client_id: str, account: str, token: Token) -> None:
-        if _locks_for(self.lock_path).holder != threading.get_ident():
-            raise RuntimeError("save() must be called while holding lock()")
+        self._check_held()
         doc = self._read()  # re-read: another process may have saved another account
         doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
+
+    def delete(self, client_id: str, account: str) -> None:
+        self._check_held()
+        doc = self._read()
+        accounts = doc["tokens"].get(client_id, {})
+        if accounts.pop(account, None) is not None:
+            if not accounts:
+                del doc["tokens"][client_id]
+            self._write(doc)
+
+    def items(self) -> list[tuple[tuple[str, str], Token]]:
+        tokens = self._read()["tokens"]
+        pairs = [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
+        return sorted(pairs, key=lambda item: item[0])
+
+    def _check_held(self) -> None:
+        if _locks_for(self.lock_path).holder != threading.get_ident():
+            raise RuntimeError("a store is changed only while holding lock()")
 
     def _write(self, doc: dict[str, Any]) -> None:
         folder, name = os.path.split(self.path)

@@ -20,6 +20,7 @@ With pytest, the ``fake_twitch`` fixture yields a running FakeTwitch.
 
 from __future__ import annotations
 
+import base64
 import collections
 import email.parser
 import email.policy
@@ -33,7 +34,7 @@ import zlib
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterator, List, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .token import Token
 
@@ -87,6 +88,7 @@ class _State:
     refresh: Dict[str, Tuple[_Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
     devices: Dict[str, _Device] = field(default_factory=dict)
     issued: List[Tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
+    codes: Dict[str, Tuple[_Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
 
 
 class FakeTwitch:
@@ -102,6 +104,12 @@ class FakeTwitch:
         revoke_on_refresh: a refresh revokes the access token it replaces.
         user_token_lifetime, app_token_lifetime: ``expires_in`` in seconds.
         token_delay: seconds the token endpoint takes to answer.
+        device_interval: the polling ``interval`` /device asks for (Twitch: 5).
+
+    ``GET /oauth2/authorize`` acts as the user ``authorizing_user`` (user id,
+    login) clicking Authorize: it redirects to ``redirect_uri`` with a code
+    (or, for ``response_type=token``, a token in the fragment), or with
+    ``error=access_denied`` while ``deny_authorization`` is set.
 
     Attributes:
         calls: a Counter of the calls received: ``"client_credentials"``,
@@ -124,6 +132,7 @@ class FakeTwitch:
         user_token_lifetime: float = 14124,
         app_token_lifetime: float = 5011271,
         token_delay: float = 0.0,
+        device_interval: float = 5,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -134,6 +143,9 @@ class FakeTwitch:
         self.user_token_lifetime = user_token_lifetime
         self.app_token_lifetime = app_token_lifetime
         self.token_delay = token_delay
+        self.device_interval = device_interval
+        self.deny_authorization = False
+        self.authorizing_user = ("141981764", "twitchdev")
         self.calls: collections.Counter[str] = collections.Counter()
         self.grants_revoked = 0
         self.helix_requests: List[HelixRequest] = []
@@ -263,9 +275,10 @@ class FakeTwitch:
         with self._lock:
             self.calls[call] += 1
 
-    def _mint(self, grant: _Grant, *, refresh: bool) -> dict[str, Any]:
+    def _mint(self, grant: _Grant, *, refresh: bool, lifetime: float | None = None) -> dict[str, Any]:
         """Create an access token (and a refresh token) for ``grant``; needs self._lock."""
-        lifetime = self.user_token_lifetime if refresh else self.app_token_lifetime
+        if lifetime is None:
+            lifetime = self.user_token_lifetime if refresh else self.app_token_lifetime
         access = secrets.token_hex(15)
         self._state.access[access] = _Access(grant, time.time() + lifetime)
         payload: dict[str, Any] = {"access_token": access, "expires_in": int(lifetime), "token_type": "bearer"}
@@ -282,7 +295,7 @@ class FakeTwitch:
     def _token(self, params: dict[str, str]) -> _Answer:
         grant_type = params.get("grant_type", "")
         client_id = params.get("client_id", "")
-        if grant_type in ("client_credentials", "refresh_token", _DEVICE_GRANT):
+        if grant_type in ("client_credentials", "refresh_token", _DEVICE_GRANT, "authorization_code"):
             self._count(grant_type)
         if self.token_delay:
             time.sleep(self.token_delay)
@@ -304,6 +317,8 @@ class FakeTwitch:
                 return answer
             if grant_type == _DEVICE_GRANT:
                 return self._poll_device(client_id, params)
+            if grant_type == "authorization_code":
+                return self._exchange(client_id, secret, params)
             return _oauth_error(400, "unsupported grant type")
 
     def _refresh(self, client_id: str, secret: str | None, params: dict[str, str]) -> _Answer:
@@ -335,6 +350,52 @@ class FakeTwitch:
                     access.alive = False
         return 200, self._mint(grant, refresh=True), {}
 
+    def _authorize(self, params: dict[str, str]) -> _Answer:
+        """The user clicks Authorize (or Deny): a redirect to redirect_uri, as Twitch's page makes."""
+        self._count("authorize")
+        redirect_uri, state = params.get("redirect_uri", ""), params.get("state")
+        if params.get("client_id") not in self._state.clients or not redirect_uri.startswith("http"):
+            return _oauth_error(400, "invalid client or redirect_uri")
+        extra = {"state": state} if state is not None else {}
+        if self.deny_authorization:
+            query = urlencode({"error": "access_denied", "error_description": "The user denied you access", **extra})
+            return 302, None, {"Location": f"{redirect_uri}?{query}"}
+        user_id, login = self.authorizing_user
+        grant = _Grant(params["client_id"], user_id, login, tuple(params.get("scope", "").split()))
+        if params.get("response_type") == "token":  # implicit: the token in the fragment, no refresh token
+            with self._lock:
+                token = self._mint(grant, refresh=False, lifetime=self.user_token_lifetime)["access_token"]
+            fragment = urlencode({"access_token": token, "scope": " ".join(grant.scopes), **extra,
+                                  "token_type": "bearer"})
+            return 302, None, {"Location": f"{redirect_uri}#{fragment}"}
+        code = secrets.token_hex(15)
+        with self._lock:
+            self._state.codes[code] = (grant, redirect_uri, params.get("nonce"))
+        query = urlencode({"code": code, "scope": " ".join(grant.scopes), **extra})
+        return 302, None, {"Location": f"{redirect_uri}?{query}"}
+
+    def _exchange(self, client_id: str, secret: str | None, params: dict[str, str]) -> _Answer:
+        if secret is None:
+            return _oauth_error(400, "invalid client")
+        denied = _check_secret(secret, params)
+        if denied:
+            return denied
+        entry = self._state.codes.pop(params.get("code", ""), None)
+        if entry is None or entry[0].client_id != client_id:
+            return _oauth_error(400, "Invalid authorization code")
+        grant, redirect_uri, nonce = entry
+        if params.get("redirect_uri") != redirect_uri:
+            return _oauth_error(400, "Parameter redirect_uri does not match registered URI")
+        payload = self._mint(grant, refresh=True)
+        if "openid" in grant.scopes:  # OIDC: an ID token beside the access token (unsigned here)
+            claims = {"iss": "https://id.twitch.tv/oauth2", "sub": grant.user_id, "aud": client_id,
+                      "preferred_username": grant.login, **({"nonce": nonce} if nonce else {})}
+            payload["id_token"] = ".".join(
+                base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                for part in ({"alg": "none"}, claims)
+            ) + "."
+        return 200, payload, {}
+
     def _device(self, params: dict[str, str]) -> _Answer:
         self._count("device")
         client_id = params.get("client_id", "")
@@ -345,7 +406,8 @@ class FakeTwitch:
             scopes = tuple(params.get("scopes", "").split())
             self._state.devices[code] = _Device(client_id, scopes, user_code, time.time() + 1800)
         uri = f"https://www.twitch.tv/activate?device-code={user_code}"
-        body = {"device_code": code, "expires_in": 1800, "interval": 5, "user_code": user_code, "verification_uri": uri}
+        body = {"device_code": code, "expires_in": 1800, "interval": self.device_interval, "user_code": user_code,
+                "verification_uri": uri}
         return 200, body, {}
 
     def _poll_device(self, client_id: str, params: dict[str, str]) -> _Answer:
@@ -518,6 +580,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer = fake._revoke(params)
         elif path == "/oauth2/device" and self.command == "POST":
             answer = fake._device(params)
+        elif path == "/oauth2/authorize" and self.command == "GET":
+            answer = fake._authorize(params)
         elif path.startswith("/helix/"):
             query: dict[str, List[str]] = collections.defaultdict(list)
             for key, value in parse_qsl(parts.query):

@@ -16,7 +16,7 @@ __all__ = ["Token", "now"]
 
 Kind = Literal["app", "user"]
 _KINDS = ("app", "user")
-_OPTIONAL = ("renew_failed_at", "renew_error")
+_OPTIONAL = ("renew_failed_at", "renew_error", "validated_at", "id_token")
 
 
 def now() -> float:
@@ -43,6 +43,10 @@ class Token:
         renew_failed_at: when renewing this token last failed, in epoch
             seconds; nobody tries again for a while (None: never failed).
         renew_error: what that failure said (never a secret).
+        validated_at: when Twitch last confirmed the token at ``/validate``
+            (or issued it), in epoch seconds; Twitch requires a check hourly.
+        id_token: the OpenID Connect ID token that came with it, if any (a
+            JWT about the user; it is not an access token).
 
     Its ``repr`` shows neither the access token nor the refresh token, so a
     token printed in a notebook or logged by accident leaks nothing.
@@ -65,6 +69,8 @@ class Token:
     kind: Kind = "user"
     renew_failed_at: float | None = None
     renew_error: str | None = None
+    validated_at: float | None = None
+    id_token: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
@@ -75,7 +81,7 @@ class Token:
             raise ValueError("scopes must be a sequence of strings")
         # Accept any sequence, but keep the value immutable and hashable.
         object.__setattr__(self, "scopes", tuple(self.scopes))
-        for name in ("expires_at", "obtained_at", "renew_failed_at"):
+        for name in ("expires_at", "obtained_at", "renew_failed_at", "validated_at"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool)
@@ -83,7 +89,7 @@ class Token:
                 or not math.isfinite(value)
             ):
                 raise ValueError(f"{name} must be a finite number or None")
-        for name in ("user_id", "login", "renew_error"):
+        for name in ("user_id", "login", "renew_error", "id_token"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string or None")
         if self.kind not in _KINDS:

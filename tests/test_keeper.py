@@ -126,7 +126,7 @@ def test_invalid_refresh_token_adopts_a_token_saved_meanwhile(fake_twitch: FakeT
     with store.lock():
         store.save(fake_twitch.client_id, "user", first)
     auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=store, account="user",
-                      id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
+                      id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, validate_every=None)
     fake_twitch.expire_tokens()
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and len(r.history) == 1

@@ -1,0 +1,203 @@
+"""Getting a first token: the device code flow, the browser flow with a loopback redirect, the implicit flow.
+
+Each ends with a :class:`Token`; :class:`~requests_twitch.TwitchAuth`'s
+``login_*`` methods then store it in the shared token file, so that scripts
+and cron jobs just work afterwards. The device code flow is the one for cron
+jobs, SSH sessions and remote notebooks: no browser on this machine, no
+redirect URL, and the only flow a public client (no secret) may use.
+"""
+
+from __future__ import annotations
+
+import http.server
+import secrets
+import sys
+import threading
+import time
+import webbrowser
+from typing import Callable, Iterable
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from .exceptions import TokenRefreshError, TwitchAuthError
+from .flows import OAuthClient
+from .token import Token, now
+
+__all__ = ["authorize_url", "code_from_redirect", "device_flow", "parse_implicit_redirect", "wait_for_redirect"]
+
+Prompt = Callable[[str], object]
+LOGIN_TIMEOUT = 600.0
+"""Seconds the browser flow waits for the redirect."""
+
+# The device flow's waits, replaced by tests (no real sleeping in unit tests).
+_sleep = time.sleep
+_clock = time.monotonic
+
+
+def print_to_stderr(text: str) -> None:
+    """The default prompt: stdout stays clean for a script's own output."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def device_flow(oauth: OAuthClient, scopes: Iterable[str] = (), prompt: Prompt = print_to_stderr) -> Token:
+    """Run Twitch's device code flow to the end and return the user token.
+
+    Shows the user code and the verification URL through ``prompt``, then
+    polls at the interval Twitch asks for: on ``authorization_pending`` it
+    keeps going, on ``slow_down`` it waits 5 s longer each time, and it stops
+    with a clear error on any other answer or when the code expires.
+    """
+    scopes = tuple(scopes)
+    device = oauth.start_device(scopes)
+    prompt(
+        f"To let this program use your Twitch account, open {device.verification_uri}"
+        f" and enter the code {device.user_code} (it expires in {device.expires_in / 60:.0f} minutes)."
+    )
+    deadline = _clock() + device.expires_in
+    interval = device.interval
+    while True:
+        _sleep(interval)
+        if _clock() > deadline:
+            raise TwitchAuthError("the device code expired before it was approved: run the login again.")
+        try:
+            return oauth.poll_device(device, scopes)
+        except TokenRefreshError as exc:
+            said = (exc.message or "").lower()
+            if said == "authorization_pending":
+                continue
+            if said == "slow_down":  # RFC 8628 §3.5; not documented by Twitch, but harmless to honour
+                interval += 5
+                continue
+            if said == "invalid device code":
+                raise TwitchAuthError(
+                    "Twitch no longer accepts the device code (it expired, was used, or was refused): run the login again."
+                ) from None
+            raise
+
+
+def authorize_url(
+    oauth: OAuthClient,
+    scopes: Iterable[str],
+    redirect_uri: str,
+    *,
+    state: str | None = None,
+    force_verify: bool = False,
+    response_type: str = "code",
+    nonce: str | None = None,
+) -> str:
+    """The URL of Twitch's authorize page (code, implicit or OIDC flow).
+
+    Built here rather than with oauthlib, which refuses http:// authorize
+    URLs (FakeTwitch, a local proxy) unless told otherwise by an environment
+    variable.
+    """
+    params = {"client_id": oauth.client_id, "redirect_uri": redirect_uri, "response_type": response_type,
+              "scope": " ".join(scopes)}
+    if state is not None:
+        params["state"] = state
+    if force_verify:
+        params["force_verify"] = "true"
+    if nonce is not None:
+        params["nonce"] = nonce
+    return f"{oauth.id_url}/authorize?{urlencode(params)}"
+
+
+def code_from_redirect(url: str, state: str | None) -> str:
+    """The ``code`` of the browser flow's redirect, after checking ``state`` and Twitch's ``error``."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    _raise_if_refused(query)
+    if state is not None and query.get("state") != state:
+        raise TwitchAuthError(
+            "the redirect's state does not match the one sent (a forged or stale redirect): not logging in."
+        )
+    code = query.get("code")
+    if not code:
+        raise TwitchAuthError("the redirect carries no authorization code: copy the whole URL, and try again.")
+    return code
+
+
+def parse_implicit_redirect(url: str, state: str | None = None) -> Token:
+    """The token of the implicit flow, from the URL Twitch redirected to (it is in the fragment).
+
+    An implicit token has no refresh token and no known expiry: when it dies,
+    the user must authorize again.
+
+    Example:
+        >>> token = parse_implicit_redirect("http://localhost:3000/#access_token=abc&scope=chat%3Aread&token_type=bearer")
+        >>> token.scopes
+        ('chat:read',)
+    """
+    parts = urlsplit(url)
+    _raise_if_refused({k: v[0] for k, v in parse_qs(parts.query).items()})  # errors come in the query
+    fragment = {k: v[0] for k, v in parse_qs(parts.fragment).items()}
+    if state is not None and fragment.get("state") != state:
+        raise TwitchAuthError("the redirect's state does not match the one sent: not using its token.")
+    access_token = fragment.get("access_token")
+    if not access_token:
+        raise TwitchAuthError("the redirect URL has no access_token in its fragment (the part after '#').")
+    return Token(access_token, scopes=tuple(fragment.get("scope", "").split()), obtained_at=now())
+
+
+def _raise_if_refused(query: dict[str, str]) -> None:
+    error = query.get("error")
+    if error == "access_denied":
+        raise TwitchAuthError("the user did not authorize the application (access_denied).")
+    if error:
+        said = query.get("error_description", "")
+        raise TwitchAuthError(f"Twitch refused the authorization: {error}{': ' + said if said else ''}.")
+
+
+class _RedirectServer(http.server.HTTPServer):
+    redirect_path: str | None = None
+
+
+class _RedirectHandler(http.server.BaseHTTPRequestHandler):
+    server: _RedirectServer
+
+    def do_GET(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path == "/favicon.ico":
+            self.send_error(404)
+            return
+        self.server.redirect_path = self.path
+        body = b"<!doctype html><title>requests-twitch</title><p>Done: you can close this tab.</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # the query holds the authorization code: never log it
+
+
+def wait_for_redirect(
+    oauth: OAuthClient,
+    scopes: Iterable[str],
+    *,
+    port: int = 0,
+    open_browser: bool = True,
+    prompt: Prompt = print_to_stderr,
+    force_verify: bool = False,
+    timeout: float = LOGIN_TIMEOUT,
+) -> tuple[str, str, str]:
+    """Serve ``http://localhost:PORT/`` on the loopback interface only, send the user to Twitch, wait.
+
+    Returns (the redirect URL Twitch sent the browser to, the redirect URI
+    used, the state sent); the caller checks the state and exchanges the code.
+    """
+    server = _RedirectServer(("127.0.0.1", port), _RedirectHandler)
+    try:
+        redirect_uri = f"http://localhost:{server.server_address[1]}/"
+        state = secrets.token_urlsafe(16)
+        url = authorize_url(oauth, scopes, redirect_uri, state=state, force_verify=force_verify)
+        prompt(f"To log in, open this URL in a browser (register {redirect_uri} as a redirect URL of the app): {url}")
+        if open_browser:
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        server.timeout = 0.5
+        while server.redirect_path is None:
+            if time.monotonic() > deadline:
+                raise TwitchAuthError(f"no redirect reached {redirect_uri} within {timeout:g} s: run the login again.")
+            server.handle_request()
+        return f"http://localhost:{server.server_address[1]}{server.redirect_path}", redirect_uri, state
+    finally:
+        server.server_close()
