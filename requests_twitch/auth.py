@@ -341,6 +341,10 @@ class TwitchAuth(AuthBase):
         if token is not None:
             self._keeper.oauth.revoke(token.access_token)
 
+    def logout(self) -> bool:
+        """Remove the token from the store without calling Twitch; False if there was none."""
+        return self._keeper.forget() is not None
+
     def _store_login(self, token: Token, kind: str = "user") -> Token:
         if not self._account_given:
             # TwitchAuth("id", "secret").login_device() logs a user in: from

@@ -1,131 +1,206 @@
-"""The requests-twitch command.
+"""The requests-twitch command: log in, look at and use the tokens of the shared token file.
 
-``requests-twitch demo`` shows the promise of the package on this machine, with
-no network and no Twitch account: worker processes share one token file in
-front of a FakeTwitch whose refresh tokens are single use, the token dies
-server side, and Twitch sees exactly one refresh. It prints counts, never a
-token.
+Configured like ``TwitchAuth.from_env()``: ``TWITCH_CLIENT_ID``,
+``TWITCH_CLIENT_SECRET``, ``TWITCH_TOKEN_FILE``, ``TWITCH_ID_URL`` and
+``TWITCH_API_URL``; flags override them (the secret only comes from the
+environment, where other users cannot read it off the process list).
+
+Exit status: 0 success, 1 Twitch (or the token file) refused, 2 usage error.
+Errors are one line on stderr. No command prints a token or the secret,
+except ``token``, whose job it is.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import json
 import os
 import sys
-import tempfile
-import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-import requests
-
-from .auth import TwitchAuth
+from . import demo
+from .auth import TwitchAuth, default_token_file
+from .exceptions import TwitchAuthError
+from .login import print_to_stderr
+from .session import TwitchSession
 from .store import JSONTokenStore
-from .testing import FakeTwitch
+from .token import Token, now
 
 __all__ = ["main"]
 
 
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit status 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="requests-twitch", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser(
-        "demo", help="many processes, one token file, a token that dies: one refresh (runs offline)"
-    )
-    demo_parser.add_argument("--processes", type=int, default=4, help="worker processes (default 4)")
-    demo_parser.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
-    demo_parser.add_argument("--requests", type=int, default=5, help="requests per thread (default 5)")
+    parser = _parser()
     args = parser.parse_args(argv)
-    return demo(args.processes, args.threads, args.requests)
+    try:
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
+    except UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except TwitchAuthError as exc:  # Twitch refused, or the token file did: one line, no traceback
+        print(f"requests-twitch: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
 
 
-def demo(processes: int, threads: int, requests_per_thread: int) -> int:
-    """Run the herd against a local FakeTwitch and report what Twitch saw; 0 if all went well."""
-    spawn = multiprocessing.get_context("spawn")
-    with FakeTwitch(token_delay=0.05) as twitch, tempfile.TemporaryDirectory() as folder:
-        token_file = os.path.join(folder, "tokens.json")
-        user = twitch.issue_user_token(scopes=["chat:read"])
-        store = JSONTokenStore(token_file)
-        with store.lock():
-            store.save(twitch.client_id, "user", user)
-        print(f"FakeTwitch on {twitch.url}: single-use refresh tokens, a 50 ms token endpoint")
-        print(f"token file:  {token_file}")
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--client-id", help="the application's client id (default: $TWITCH_CLIENT_ID)")
+    common.add_argument("--account", help="which token of the client (default: user; app for --app)")
+    common.add_argument("--token-file", help="the shared token file (default: $TWITCH_TOKEN_FILE or the user's config)")
+    common.add_argument("--id-url", help="OAuth base URL (default: $TWITCH_ID_URL or https://id.twitch.tv/oauth2)")
+    common.add_argument("--api-url", help="Helix base URL (default: $TWITCH_API_URL or https://api.twitch.tv/helix)")
 
-        ready, go, results = spawn.Queue(), spawn.Event(), spawn.Queue()
-        config = {
-            "client_id": twitch.client_id,
-            "client_secret": twitch.client_secret,
-            "token_file": token_file,
-            "id_url": twitch.id_url,
-            "api_url": twitch.api_url,
-            "threads": threads,
-            "requests": requests_per_thread,
-        }
-        workers = [spawn.Process(target=_worker, args=(config, ready, go, results)) for _ in range(processes)]
-        for worker in workers:
-            worker.start()
-        try:
-            for _ in workers:
-                ready.get(timeout=120)
-            killed = twitch.expire_tokens()
-            print(f"expired {killed} access token(s) server side; {processes} processes x {threads} threads go")
-            go.set()
-            statuses: list[int] = []
-            errors: list[str] = []
-            for _ in workers:
-                got, failed = results.get(timeout=300)
-                statuses += got
-                errors += failed
-        finally:
-            for worker in workers:
-                worker.join(10)
-                if worker.is_alive():
-                    worker.kill()
-        ok = statuses.count(200)
-        print(f"requests made:              {len(statuses) + len(errors)}")
-        print(f"answered 200:               {ok}")
-        print(f"failed:                     {len(statuses) - ok + len(errors)}")
-        print(f"refresh calls Twitch saw:   {twitch.calls['refresh_token']}")
-        print(f"grants revoked by a reuse:  {twitch.grants_revoked}")
-        for error in sorted(set(errors))[:5]:
-            print(f"  error: {error}")
-        good = not errors and ok == len(statuses) and twitch.calls["refresh_token"] == 1
-        print("one refresh for the whole herd, no request lost" if good else "FAILED")
-        return 0 if good else 1
+    parser = argparse.ArgumentParser(prog="requests-twitch", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("login", parents=[common], help="get a token and store it in the token file")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--device", action="store_true", help="device code flow (the default; works over SSH)")
+    how.add_argument("--browser", action="store_true", help="authorization code flow, redirect to localhost")
+    how.add_argument("--paste", action="store_true",
+                     help="authorization code flow for a remote machine: paste the URL the browser ends on")
+    how.add_argument("--app", action="store_true", help="an app token (client credentials)")
+    p.add_argument("--scopes", default="", help="space-separated scopes, e.g. 'chat:read user:read:email'")
+    p.add_argument("--port", type=int, default=0, help="--browser: the localhost port (default: a free one)")
+    p.add_argument("--no-open", action="store_true", help="--browser: print the URL, open no browser")
+    p.add_argument("--redirect-uri", default="http://localhost:3000/", help="--paste: the app's redirect URL")
+    p.set_defaults(run=_login)
+
+    p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
+    p.set_defaults(run=_token)
+    p = commands.add_parser("status", parents=[common], help="list the stored tokens (never the tokens themselves)")
+    p.set_defaults(run=_status)
+    p = commands.add_parser("validate", parents=[common], help="check the token at Twitch now")
+    p.set_defaults(run=_validate)
+    p = commands.add_parser("revoke", parents=[common], help="revoke the token at Twitch and forget it")
+    p.set_defaults(run=_revoke)
+    p = commands.add_parser("logout", parents=[common], help="forget the token here, without calling Twitch")
+    p.set_defaults(run=_logout)
+    p = commands.add_parser("get", parents=[common], help="an authenticated Helix GET, printed as JSON")
+    p.add_argument("path", help="a Helix path, e.g. users or streams")
+    p.add_argument("params", nargs="*", metavar="key=value", help="query parameters; repeat a key for several values")
+    p.set_defaults(run=_get)
+
+    p = commands.add_parser("demo", help="the life of a token against a bundled fake Twitch (offline)")
+    p.add_argument("--processes", type=int, default=4, help="worker processes of the herd (default 4)")
+    p.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
+    p.add_argument("--requests", type=int, default=5, help="requests per thread (default 5)")
+    p.set_defaults(run=lambda args: demo.run(args.processes, args.threads, args.requests))
+    return parser
 
 
-def _worker(config: dict[str, Any], ready: Any, go: Any, results: Any) -> None:
-    auth = TwitchAuth(
-        config["client_id"],
-        config["client_secret"],
-        token_file=config["token_file"],
-        account="user",
-        id_url=config["id_url"],
-        api_url=config["api_url"],
-    )
-    url = config["api_url"] + "/users"
-    requests.get(url, auth=auth, timeout=30)  # warm: the token is read and cached
-    ready.put(os.getpid())
-    go.wait(120)
-    statuses: list[int] = []
-    errors: list[str] = []
+def _auth(args: argparse.Namespace, default_account: str = "user") -> TwitchAuth:
+    overrides: dict[str, Any] = {"account": args.account or default_account}
+    for name in ("client_id", "token_file", "id_url", "api_url"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
+    if not (overrides.get("client_id") or os.environ.get("TWITCH_CLIENT_ID")):
+        raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
+    return TwitchAuth.from_env(**overrides)
 
-    def work() -> None:
-        with requests.Session() as session:
-            session.auth = auth
-            for _ in range(config["requests"]):
-                try:
-                    statuses.append(session.get(url, timeout=30).status_code)
-                except requests.RequestException as exc:  # our errors are RequestExceptions too
-                    errors.append(f"{type(exc).__name__}: {exc}")
 
-    pool = [threading.Thread(target=work) for _ in range(config["threads"])]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    results.put((statuses, errors))
+def _login(args: argparse.Namespace) -> int:
+    scopes = args.scopes.split()
+    auth = _auth(args, "app" if args.app else "user")
+    if args.app:
+        token = auth.login_app(scopes)
+    elif args.browser:
+        token = auth.login_browser(scopes, port=args.port, open_browser=not args.no_open)
+    elif args.paste:
+        print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{auth.authorize_url(scopes, args.redirect_uri)}")
+        token = auth.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri)
+    else:
+        token = auth.login_device(scopes)
+    who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
+    print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {auth.account!r} in {auth.store!r}")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    print(_auth(args).token.access_token)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    path = args.token_file or default_token_file()
+    items = JSONTokenStore(path).items()
+    if not items:
+        print(f"no tokens in {path}")
+        return 0
+    rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED")]
+    rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-", _expires_in(t),
+              _ago(t.validated_at)) for (client, account), t in items]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"{path}:")
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    answer = _auth(args).validate()
+    expires = answer.get("expires_in")
+    print(f"valid: login {answer.get('login', '-')}, user id {answer.get('user_id', '-')},"
+          f" scopes {answer.get('scopes') or []}, expires in {_duration(expires) if expires else 'never'}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    auth = _auth(args)
+    auth.revoke()
+    print(f"revoked and forgot the token of account {auth.account!r}")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    auth = _auth(args)
+    print(f"forgot the token of account {auth.account!r}" if auth.logout() else f"no token for account {auth.account!r}")
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    params = []
+    for pair in args.params:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"parameters are key=value, not {pair!r}")
+        params.append((key, value))
+    with TwitchSession(auth=_auth(args)) as session:
+        response = session.get(args.path, params=params)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not response.ok:
+        message = body.get("message") if isinstance(body, dict) else None
+        print(f"requests-twitch: Twitch answered HTTP {response.status_code}: {message or response.reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def _expires_in(token: Token) -> str:
+    return "never/unknown" if token.expires_at is None else _duration(token.expires_at - now())
+
+
+def _ago(moment: float | None) -> str:
+    return "never" if moment is None else f"{_duration(now() - moment)} ago"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 0:
+        return "expired"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 if __name__ == "__main__":  # pragma: no cover

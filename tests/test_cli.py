@@ -1,23 +1,162 @@
-"""The requests-twitch command: the demo proves one refresh for a herd, and prints no secret."""
+"""The requests-twitch command, run as a real console script against FakeTwitch."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
+import pytest
+import requests
+
+from requests_twitch import JSONTokenStore
 from requests_twitch.testing import FakeTwitch
 
+COMMAND = shutil.which("requests-twitch") or ""
 
-def test_demo_shows_one_refresh_for_the_herd_and_no_token() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "requests_twitch", "demo", "--processes", "3", "--threads", "3", "--requests", "4"],
-        capture_output=True, text=True, timeout=300,
-    )
+
+@pytest.fixture
+def env(fake_twitch: FakeTwitch, token_file: Path) -> dict[str, str]:
+    fake_twitch.device_interval = 0.1
+    return {**os.environ, "TWITCH_CLIENT_ID": fake_twitch.client_id, "TWITCH_CLIENT_SECRET": fake_twitch.client_secret,
+            "TWITCH_TOKEN_FILE": str(token_file), "TWITCH_ID_URL": fake_twitch.id_url,
+            "TWITCH_API_URL": fake_twitch.api_url}
+
+
+def cli(env: dict[str, str], *args: str, stdin: str = "", printed: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    assert COMMAND, "the requests-twitch console script is not installed"
+    result = subprocess.run([COMMAND, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
+    if printed is not None:
+        printed += [result.stdout, result.stderr]
+    return result
+
+
+def login_device(env: dict[str, str], fake: FakeTwitch, *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen([COMMAND, "login", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        prompt = proc.stderr.readline()  # type: ignore[union-attr]
+        fake.approve_device(re.search(r"enter the code (\w+)", prompt).group(1))  # type: ignore[union-attr]
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, prompt + err)
+
+
+def test_login_token_status_validate_get_revoke(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    printed: list[str] = []
+    result = login_device(env, fake_twitch, "--scopes", "chat:read user:read:email")
+    printed += [result.stdout, result.stderr]
+    assert result.returncode == 0, result.stderr
+    assert "logged in: twitchdev (user id 141981764)" in result.stdout
+
+    stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    assert stored is not None
+    token = cli(env, "token")
+    assert (token.returncode, token.stdout.strip()) == (0, stored.access_token)
+
+    status = cli(env, "status", printed=printed)
+    assert status.returncode == 0
+    assert re.search(r"fake-client-id\s+user\s+user\s+twitchdev\s+chat:read user:read:email", status.stdout)
+
+    validate = cli(env, "validate", printed=printed)
+    assert validate.returncode == 0 and "login twitchdev" in validate.stdout
+
+    got = cli(env, "get", "users", "id=141981764", "id=2", printed=printed)
+    assert got.returncode == 0 and '"login": "twitchdev"' in got.stdout
+    assert fake_twitch.helix_requests[-1].query == "id=141981764&id=2"  # repeated, not comma-joined
+
+    missing = cli(env, "get", "no/such/endpoint", printed=printed)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+
+    revoked = cli(env, "revoke", printed=printed)
+    assert revoked.returncode == 0
+    assert fake_twitch.calls["revoke"] == 1
+    assert "no tokens" in cli(env, "status", printed=printed).stdout
+
+    output = "\n".join(printed)
+    for secret in fake_twitch.issued_secrets():
+        assert secret not in output
+
+
+def test_login_app_and_logout(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    result = cli(env, "login", "--app")
+    assert result.returncode == 0 and "an app token" in result.stdout
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") is not None
+    assert cli(env, "logout", "--account", "app").returncode == 0
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") is None
+    assert fake_twitch.calls["revoke"] == 0
+
+
+def test_login_browser_with_the_user_acting_in_a_browser(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    proc = subprocess.Popen([COMMAND, "login", "--browser", "--no-open"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"(http://\S+/oauth2/authorize\S+)", proc.stderr.readline()).group(1)  # type: ignore[union-attr]
+        threading.Thread(target=lambda: requests.get(url, timeout=10)).start()  # the browser
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "logged in: twitchdev" in out
+
+
+def test_login_paste_for_a_remote_machine(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    proc = subprocess.Popen([COMMAND, "login", "--paste", "--redirect-uri", "http://localhost:3000/"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stderr.readline()  # type: ignore[union-attr]
+        url = proc.stderr.readline().strip()  # type: ignore[union-attr]
+        landed = requests.get(url, allow_redirects=False).headers["Location"]  # where the browser ends
+        out, err = proc.communicate(landed + "\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "logged in: twitchdev" in out
+
+
+def test_a_refusal_is_one_line_with_exit_status_1(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    result = cli({**env, "TWITCH_CLIENT_SECRET": "wrong-secret-value"}, "login", "--app")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "invalid client secret" in result.stderr
+    assert "Traceback" not in result.stderr and "wrong-secret-value" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["token"], ["get", "users", "not-a-pair"], ["frobnicate"]])
+def test_usage_errors_exit_2(env: dict[str, str], args: list[str]) -> None:
+    if args == ["token"]:
+        env = {k: v for k, v in env.items() if k != "TWITCH_CLIENT_ID"}
+    result = cli(env, *args)
+    assert result.returncode == 2 and "usage" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_flags_override_the_environment(fake_twitch: FakeTwitch, env: dict[str, str], tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    result = cli({**env, "TWITCH_ID_URL": "http://127.0.0.1:9/oauth2"}, "login", "--app", "--id-url",
+                 fake_twitch.id_url, "--token-file", str(other))
+    assert result.returncode == 0, result.stderr
+    assert JSONTokenStore(other).load(fake_twitch.client_id, "app") is not None
+
+
+def test_demo_runs_the_life_of_a_token_and_prints_no_token() -> None:
+    result = subprocess.run([COMMAND, "demo", "--processes", "3", "--threads", "3", "--requests", "4"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"answered 200:\s+36\b", result.stdout)
-    assert re.search(r"refresh calls Twitch saw:\s+1\b", result.stdout)
-    assert re.search(r"grants revoked by a reuse:\s+0\b", result.stdout)
+    assert "logged in as 'twitchdev'" in result.stdout
+    assert re.search(r"GET users -> \[401\] then 200; refresh calls: 1", result.stdout)
+    assert re.search(r"answered 200: 36\b", result.stdout)
+    assert re.search(r"refresh calls Twitch saw: 1;", result.stdout)
     output = result.stdout + result.stderr
     # FakeTwitch's access tokens are 30 hex digits, its refresh tokens end in "%/=",
     # and its client secret is fixed: none may be printed.
@@ -26,6 +165,7 @@ def test_demo_shows_one_refresh_for_the_herd_and_no_token() -> None:
     assert FakeTwitch().client_secret not in output
 
 
-def test_no_command_is_a_usage_error() -> None:
-    result = subprocess.run([sys.executable, "-m", "requests_twitch"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "usage" in result.stderr
+def test_python_dash_m_is_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "requests_twitch", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "demo" in result.stdout
