@@ -16,6 +16,7 @@ import logging
 from .auth import TwitchAuth
 from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .login import parse_implicit_redirect
+from .redis_store import RedisTokenStore
 from .session import TwitchSession
 from .store import JSONTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
@@ -26,6 +27,7 @@ __all__ = [
     "InsecureTokenFileWarning",
     "JSONTokenStore",
     "MemoryTokenStore",
+    "RedisTokenStore",
     "Token",
     "TokenRefreshError",
     "TokenStore",

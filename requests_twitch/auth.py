@@ -35,7 +35,7 @@ from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
 from . import login
 from .keeper import VALIDATE_EVERY, TokenKeeper, with_validation
 from .login import Prompt
-from .store import JSONTokenStore, TokenStore
+from .store import JSONTokenStore, TokenStore, open_store
 from .token import Token
 
 __all__ = ["Action", "TwitchAuth", "decide", "default_token_file"]
@@ -201,7 +201,8 @@ class TwitchAuth(AuthBase):
     def from_env(cls, **overrides: Any) -> TwitchAuth:
         """Build a TwitchAuth from ``TWITCH_CLIENT_ID``, ``TWITCH_CLIENT_SECRET``,
         ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN``, ``TWITCH_TOKEN_FILE``,
-        ``TWITCH_ID_URL`` and ``TWITCH_API_URL``.
+        ``TWITCH_ID_URL`` and ``TWITCH_API_URL``; ``TWITCH_TOKEN_STORE`` (a
+        ``redis://`` URL) selects a :class:`RedisTokenStore` instead of the file.
 
         Keyword arguments override the environment and pass any other
         TwitchAuth argument.
@@ -216,11 +217,16 @@ class TwitchAuth(AuthBase):
             "api_url": "TWITCH_API_URL",
         }
         kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
+        if os.environ.get("TWITCH_TOKEN_STORE") and "token_file" not in overrides:
+            kwargs.pop("token_file", None)
+            kwargs["store"] = open_store(os.environ["TWITCH_TOKEN_STORE"])
         kwargs.update(overrides)
         if not kwargs.get("client_id"):
             raise TwitchAuthError("TWITCH_CLIENT_ID is not set: export your application's client id.")
         if "store" in overrides:
             kwargs.pop("token_file", None)
+        elif "token_file" in overrides:
+            kwargs.pop("store", None)
         client_id = kwargs.pop("client_id")
         client_secret = kwargs.pop("client_secret", None)
         return cls(client_id, client_secret, **kwargs)

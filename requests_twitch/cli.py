@@ -1,8 +1,8 @@
 """The requests-twitch command: log in, look at and use the tokens of the shared token file.
 
 Configured like ``TwitchAuth.from_env()``: ``TWITCH_CLIENT_ID``,
-``TWITCH_CLIENT_SECRET``, ``TWITCH_TOKEN_FILE``, ``TWITCH_ID_URL`` and
-``TWITCH_API_URL``; flags override them (the secret only comes from the
+``TWITCH_CLIENT_SECRET``, ``TWITCH_TOKEN_FILE`` or ``TWITCH_TOKEN_STORE``,
+``TWITCH_ID_URL`` and ``TWITCH_API_URL``; flags override them (the secret only comes from the
 environment, where other users cannot read it off the process list).
 
 Exit status: 0 success, 1 Twitch (or the token file) refused, 2 usage error.
@@ -23,7 +23,7 @@ from .auth import TwitchAuth, default_token_file
 from .exceptions import TwitchAuthError
 from .login import print_to_stderr
 from .session import TwitchSession
-from .store import JSONTokenStore
+from .store import JSONTokenStore, TokenStore, copy_tokens, open_store
 from .token import Token, now
 
 __all__ = ["main"]
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--client-id", help="the application's client id (default: $TWITCH_CLIENT_ID)")
     common.add_argument("--account", help="which token of the client (default: user; app for --app)")
     common.add_argument("--token-file", help="the shared token file (default: $TWITCH_TOKEN_FILE or the user's config)")
+    common.add_argument("--store", help="a redis:// URL (or a file) instead of the token file (default: $TWITCH_TOKEN_STORE)")
     common.add_argument("--id-url", help="OAuth base URL (default: $TWITCH_ID_URL or https://id.twitch.tv/oauth2)")
     common.add_argument("--api-url", help="Helix base URL (default: $TWITCH_API_URL or https://api.twitch.tv/helix)")
 
@@ -88,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="*", metavar="key=value", help="query parameters; repeat a key for several values")
     p.set_defaults(run=_get)
 
+    p = commands.add_parser("migrate", help="copy the tokens of the token file into another store (e.g. Redis)")
+    p.add_argument("--from", dest="source", help="the token file to copy (default: $TWITCH_TOKEN_FILE or the user's config)")
+    p.add_argument("--to", dest="target", required=True, help="where to copy them: a redis:// URL or a file")
+    p.add_argument("--overwrite", action="store_true", help="replace tokens the target already has (they may be newer)")
+    p.set_defaults(run=_migrate)
+
     p = commands.add_parser("demo", help="the life of a token against a bundled fake Twitch (offline)")
     p.add_argument("--processes", type=int, default=4, help="worker processes of the herd (default 4)")
     p.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
@@ -101,6 +108,8 @@ def _auth(args: argparse.Namespace, default_account: str = "user") -> TwitchAuth
     for name in ("client_id", "token_file", "id_url", "api_url"):
         if getattr(args, name):
             overrides[name] = getattr(args, name)
+    if args.store:
+        overrides["store"] = open_store(args.store)
     if not (overrides.get("client_id") or os.environ.get("TWITCH_CLIENT_ID")):
         raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
     return TwitchAuth.from_env(**overrides)
@@ -128,17 +137,23 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> TokenStore:
+    if args.store or (os.environ.get("TWITCH_TOKEN_STORE") and not args.token_file):
+        return open_store(args.store or os.environ["TWITCH_TOKEN_STORE"])
+    return JSONTokenStore(args.token_file or default_token_file())
+
+
 def _status(args: argparse.Namespace) -> int:
-    path = args.token_file or default_token_file()
-    items = JSONTokenStore(path).items()
+    store = _store(args)
+    items = store.items()
     if not items:
-        print(f"no tokens in {path}")
+        print(f"no tokens in {store!r}")
         return 0
     rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED")]
     rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-", _expires_in(t),
               _ago(t.validated_at)) for (client, account), t in items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print(f"{path}:")
+    print(f"{store!r}:")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
@@ -162,6 +177,15 @@ def _revoke(args: argparse.Namespace) -> int:
 def _logout(args: argparse.Namespace) -> int:
     auth = _auth(args)
     print(f"forgot the token of account {auth.account!r}" if auth.logout() else f"no token for account {auth.account!r}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    source = JSONTokenStore(args.source or os.environ.get("TWITCH_TOKEN_FILE") or default_token_file())
+    target = open_store(args.target)
+    copied, kept = copy_tokens(source, target, overwrite=args.overwrite)
+    print(f"copied {copied} token(s) from {source!r} to {target!r}"
+          + (f"; kept {kept} the target already had (--overwrite replaces them)" if kept else ""))
     return 0
 
 

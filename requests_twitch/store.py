@@ -32,7 +32,7 @@ import filelock
 from .exceptions import InsecureTokenFileWarning, TokenStoreError
 from .token import Token
 
-__all__ = ["JSONTokenStore", "MemoryTokenStore", "TokenStore"]
+__all__ = ["JSONTokenStore", "MemoryTokenStore", "TokenStore", "copy_tokens", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -543,3 +543,32 @@ def _fsync_folder(folder: str) -> None:
         finally:
             os.close(fd)
 
+
+def copy_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
+    """Copy every token of ``source`` into ``target`` (to move from the file to Redis).
+
+    A token already in ``target`` is kept unless ``overwrite``: it may be
+    newer. Returns (copied, kept).
+    """
+    copied = kept = 0
+    with target.lock():
+        for (client_id, account), token in source.items():
+            if not overwrite and target.load(client_id, account) is not None:
+                kept += 1
+                continue
+            target.save(client_id, account, token)
+            copied += 1
+    return copied, kept
+
+
+def open_store(location: str | os.PathLike[str]) -> TokenStore:
+    """The store at ``location``: a Redis URL (``redis://``, ``rediss://``, ``unix://``) or a token file's path.
+
+    This is how ``TWITCH_TOKEN_STORE`` and the command's ``--store`` are read.
+    """
+    text = os.fspath(location)
+    if text.split("://", 1)[0] in ("redis", "rediss", "unix"):
+        from .redis_store import RedisTokenStore
+
+        return RedisTokenStore(text)
+    return JSONTokenStore(text)

@@ -18,17 +18,20 @@ from typing import Any
 
 import requests
 
-from requests_twitch import TwitchAuth
+from requests_twitch import RedisTokenStore, TwitchAuth
 
 
 def main() -> None:
     config: dict[str, Any] = json.loads(sys.argv[1])
+    where: dict[str, Any] = {"token_file": config["token_file"]}
+    if config.get("redis_url"):  # the store of a fleet: Redis instead of the file
+        where = {"store": RedisTokenStore(config["redis_url"], prefix=config["redis_prefix"])}
     auth = TwitchAuth(
         config["client_id"],
         config.get("client_secret"),
         access_token=config.get("access_token"),
         refresh_token=config.get("refresh_token"),
-        token_file=config["token_file"],
+        **where,
         account=config.get("account"),
         id_url=config["id_url"],
         api_url=config["api_url"],

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -55,3 +60,46 @@ def workers() -> Iterator[Workers]:
         yield w
     finally:
         w.kill_all()
+
+
+def start_redis(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server on 127.0.0.1 (no persistence); the caller stops it."""
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.02)
+    server.kill()
+    server.wait()
+    raise RuntimeError("redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: $REDIS_URL (.ci/run starts one), else a redis-server started here, else a skip."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("no Redis: install redis-server (apt-get install redis-server) or set REDIS_URL")
+    server, url = start_redis()
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Keys of their own for each test, in the shared Redis."""
+    return f"test-{uuid.uuid4().hex[:12]}:"

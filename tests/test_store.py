@@ -18,6 +18,7 @@ from requests_twitch import (
     InsecureTokenFileWarning,
     JSONTokenStore,
     MemoryTokenStore,
+    RedisTokenStore,
     Token,
     TokenStore,
     TokenStoreError,
@@ -31,9 +32,25 @@ def save(store: TokenStore, account: str, token: Token, client_id: str = CID) ->
         store.save(client_id, account, token)
 
 
-@pytest.fixture(params=["json", "memory"])
+@pytest.fixture(params=["json", "memory", "redis"])
 def store(request: pytest.FixtureRequest, token_file: Path) -> TokenStore:
+    """Every store keeps the same contract."""
+    if request.param == "redis":
+        return RedisTokenStore(request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("redis_prefix"))
     return JSONTokenStore(token_file) if request.param == "json" else MemoryTokenStore()
+
+
+def test_delete_and_items(store: TokenStore) -> None:
+    save(store, "user", Token("u"))
+    save(store, "app", Token("a", kind="app"))
+    save(store, "user", Token("x"), client_id="other")
+    assert store.items() == [((CID, "app"), Token("a", kind="app")), ((CID, "user"), Token("u")),
+                             (("other", "user"), Token("x"))]
+    with store.lock():
+        store.delete(CID, "user")
+        store.delete(CID, "never-there")
+    assert store.load(CID, "user") is None and store.load(CID, "app") is not None
+    assert len(store.items()) == 2
 
 
 def test_round_trip_of_many_clients_and_accounts(store: TokenStore) -> None:

@@ -1,0 +1,210 @@
+"""RedisTokenStore: one token store for every process on every machine, in Redis.
+
+The same four promises as the JSON file, kept by Redis instead of the file
+system (see ../shared/research/persistence.md §6):
+
+- ``lock()`` is redis-py's ``Lock`` (``SET NX PX`` with a random token): one
+  holder at a time across the fleet, and a TTL (``lock_ttl``), so that a
+  crashed holder cannot block everyone forever.
+- ``save()`` and ``delete()`` are fenced: a Lua script writes only if the
+  lock is still held with this holder's token. A process paused past its
+  lease (a GC pause, a stalled VM) cannot overwrite the newer token that the
+  next holder saved; it gets a TokenStoreError instead.
+- ``version()`` is a counter the same script increments with every write: one
+  ``GET`` per request, not a read of the tokens.
+- Tokens live in one hash, one field per (client id, account), each replaced
+  whole: two accounts renewed at once by two machines both survive.
+
+Use a single Redis server (or a primary with its replicas): a lock that fails
+over to a replica can be lost, which the fence catches but cannot undo.
+redis-py is an optional dependency: ``pip install 'requests-twitch[redis]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Hashable, Iterator
+
+from .exceptions import TokenStoreError
+from .store import DEFAULT_LOCK_TIMEOUT, TokenStore
+from .token import Token
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisTokenStore"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TTL = 60.0
+"""Seconds a lock lives if its holder dies; longer than a token call can take (5 s + 30 s)."""
+
+# KEYS: lock, tokens hash, version; ARGV: lock token, field, value ("" deletes).
+_FENCED_WRITE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+    return nil
+end
+if ARGV[3] == '' then
+    redis.call('hdel', KEYS[2], ARGV[2])
+else
+    redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+end
+return redis.call('incr', KEYS[3])
+"""
+
+
+class RedisTokenStore(TokenStore):
+    """A token store in Redis, shared by every process on every machine that reaches it.
+
+    Args:
+        redis_client_or_url: a ``redis.Redis`` client, or a URL such as
+            ``redis://host:6379/0`` (``rediss://`` for TLS).
+        prefix: the prefix of the keys used (``<prefix>tokens``, ``<prefix>version``, ``<prefix>lock``).
+        lock_timeout: seconds to wait for the lock before raising TokenStoreError.
+        lock_ttl: seconds after which the lock of a holder that died is free.
+
+    Example::
+
+        store = RedisTokenStore("redis://redis.internal:6379/0")
+        auth = TwitchAuth("my-client-id", "my-client-secret", store=store)
+    """
+
+    def __init__(
+        self,
+        redis_client_or_url: redis.Redis | str,
+        *,
+        prefix: str = "requests-twitch:",
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+    ) -> None:
+        super().__init__()
+        try:
+            import redis
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "RedisTokenStore needs redis-py: pip install 'requests-twitch[redis]'"
+            ) from None
+        if isinstance(redis_client_or_url, str):
+            self.client = redis.Redis.from_url(redis_client_or_url, socket_timeout=10, socket_connect_timeout=5)
+        else:
+            self.client = redis_client_or_url
+        self.prefix = prefix
+        self.lock_timeout = float(lock_timeout)
+        self.lock_ttl = float(lock_ttl)
+        self._tokens_key = f"{prefix}tokens"
+        self._version_key = f"{prefix}version"
+        self._lock_key = f"{prefix}lock"
+        self._write = self.client.register_script(_FENCED_WRITE)
+        self._held: dict[int, Any] = {}  # thread id -> the redis Lock it holds
+        self.location = _location(self.client, prefix)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+    # -- reading ------------------------------------------------------------
+
+    def version(self) -> Hashable:
+        with self._errors("reading the version"):
+            return self.client.get(self._version_key)
+
+    def load(self, client_id: str, account: str) -> Token | None:
+        with self._errors("reading a token"):
+            raw = self.client.hget(self._tokens_key, _field(client_id, account))
+        return None if raw is None else self._parse(raw, f"{client_id}/{account}")
+
+    def items(self) -> list[tuple[tuple[str, str], Token]]:
+        with self._errors("reading the tokens"):
+            everything = self.client.hgetall(self._tokens_key)
+        pairs = []
+        for field, raw in everything.items():
+            client_id, account = json.loads(field)
+            pairs.append(((client_id, account), self._parse(raw, f"{client_id}/{account}")))
+        return sorted(pairs, key=lambda item: item[0])
+
+    def _parse(self, raw: bytes | str, what: str) -> Token:
+        try:
+            return Token.from_dict(json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            raise TokenStoreError(
+                f"{self.location}: the token of {what} is not a valid token ({exc}); it was left as it is.",
+                path=self.location,
+            ) from None
+
+    # -- writing --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        import redis.exceptions
+
+        lock = self.client.lock(self._lock_key, timeout=self.lock_ttl, sleep=0.005, thread_local=False)
+        with self._errors("taking the lock"):
+            acquired = lock.acquire(blocking=blocking, blocking_timeout=self.lock_timeout if blocking else None)
+        if not acquired:
+            if blocking:
+                raise TokenStoreError(
+                    f"{self.location}: could not take the lock within {self.lock_timeout:g} s; another process"
+                    " holds it (raise lock_timeout if renewals are slow here).",
+                    path=self.location,
+                )
+            yield False
+            return
+        me = threading.get_ident()
+        self._held[me] = lock
+        try:
+            yield True
+        finally:
+            del self._held[me]
+            try:
+                lock.release()
+            except redis.exceptions.LockNotOwnedError:
+                log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
+            except redis.exceptions.RedisError as exc:
+                log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
+
+    def save(self, client_id: str, account: str, token: Token) -> None:
+        self._fenced_write(client_id, account, json.dumps(token.to_dict()))
+
+    def delete(self, client_id: str, account: str) -> None:
+        self._fenced_write(client_id, account, "")
+
+    def _fenced_write(self, client_id: str, account: str, value: str) -> None:
+        lock = self._held.get(threading.get_ident())
+        if lock is None:
+            raise RuntimeError("a store is changed only while holding lock()")
+        with self._errors("writing a token"):
+            written = self._write(
+                keys=[self._lock_key, self._tokens_key, self._version_key],
+                args=[lock.local.token, _field(client_id, account), value],
+            )
+        if written is None:
+            raise TokenStoreError(
+                f"{self.location}: the lock expired before the token was written (lock_ttl {self.lock_ttl:g} s),"
+                " so it was not: another process may hold the lock and a newer token now.",
+                path=self.location,
+            )
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        import redis.exceptions
+
+        try:
+            yield
+        except redis.exceptions.RedisError as exc:
+            raise TokenStoreError(
+                f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); nothing was changed.",
+                path=self.location,
+            ) from None
+
+
+def _field(client_id: str, account: str) -> str:
+    return json.dumps([client_id, account])
+
+
+def _location(client: Any, prefix: str) -> str:
+    """Where the store is, for messages: host, port, db and prefix, never a password."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return f"redis://{where}/{kwargs.get('db', 0)} {prefix}*"

@@ -1,0 +1,155 @@
+"""RedisTokenStore with a real Redis: one refresh per expiry across a fleet, fenced writes, clear failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from requests_twitch import JSONTokenStore, RedisTokenStore, Token, TokenStoreError, TwitchAuth
+from requests_twitch.testing import FakeTwitch
+
+from _procs import DEADLINE, Workers
+from conftest import start_redis
+
+
+def test_a_herd_of_processes_on_redis_refreshes_exactly_once(
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers, redis_url: str, redis_prefix: str
+) -> None:
+    fake_twitch.token_delay = 0.05
+    user = fake_twitch.issue_user_token()
+    workers.start(
+        8, client_id=fake_twitch.client_id, client_secret=fake_twitch.client_secret, token_file=str(token_file),
+        redis_url=redis_url, redis_prefix=redis_prefix, id_url=fake_twitch.id_url, api_url=fake_twitch.api_url,
+        access_token=user.access_token, refresh_token=user.refresh_token, threads=4, requests=5,
+    )
+    workers.wait_ready()
+    fake_twitch.expire_tokens()
+    results = workers.go()
+    assert [r["errors"] for r in results] == [[]] * 8
+    assert [s for r in results for s in [r["warm"], *r["statuses"]]] == [200] * (8 * 21)
+    assert fake_twitch.calls["refresh_token"] == 1
+    assert fake_twitch.grants_revoked == 0
+    assert not token_file.exists()  # everything went through Redis
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from requests_twitch import RedisTokenStore
+    store = RedisTokenStore(sys.argv[1], prefix=sys.argv[2], lock_ttl=float(sys.argv[3]))
+    with store.lock():
+        print("locked", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_a_holder_killed_mid_refresh_blocks_the_fleet_only_until_its_lock_expires(
+    fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str
+) -> None:
+    user = fake_twitch.issue_user_token()
+    store = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with store.lock():
+        store.save(fake_twitch.client_id, "user", user)
+    with subprocess.Popen([sys.executable, "-c", HOLD, redis_url, redis_prefix, "1.0"], stdout=subprocess.PIPE,
+                          text=True) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+            os.kill(holder.pid, signal.SIGKILL)  # dies holding the lock, as in the middle of a refresh
+            holder.wait(DEADLINE)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+    auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=store, account="user",
+                      id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, validate_every=None)
+    fake_twitch.expire_tokens()
+    started = time.monotonic()
+    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert r.status_code == 200 and len(r.history) == 1
+    assert time.monotonic() - started < 5  # the lock expired after its 1 s TTL
+    assert fake_twitch.calls["refresh_token"] == 1
+
+
+def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_url: str, redis_prefix: str) -> None:
+    paused = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.2)
+    other = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with paused.lock():
+        time.sleep(0.4)  # a GC pause or a stalled VM: the lease runs out
+        with other.lock():  # meanwhile another process takes the lock and saves a newer token
+            other.save("cid", "user", Token("newer"))
+        with pytest.raises(TokenStoreError, match="lock expired"):
+            paused.save("cid", "user", Token("stale"))
+    assert other.load("cid", "user") == Token("newer")
+
+
+def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path: Path, redis_prefix: str) -> None:
+    server, url = start_redis()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        user = fake_twitch.issue_user_token()
+        auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, account="user", access_token=user.access_token,
+                          refresh_token=user.refresh_token, store=RedisTokenStore(url, prefix=redis_prefix),
+                          id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
+        assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+        saved = auth.store.load(fake_twitch.client_id, "user")
+        server.terminate()
+        server.wait(10)
+        with pytest.raises(TokenStoreError, match=rf"redis://127.0.0.1:{port}/0 {redis_prefix}.*nothing was changed"):
+            requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+        server, _ = start_redis(port)  # a restart (this one without persistence: empty)
+        with auth.store.lock():
+            auth.store.save(fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
+        assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+        assert fake_twitch.calls["refresh_token"] == 0
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_errors_name_the_server_but_never_its_password(redis_prefix: str) -> None:
+    store = RedisTokenStore("redis://:hunter2-secret@127.0.0.1:9/0", prefix=redis_prefix)
+    with pytest.raises(TokenStoreError) as info:
+        store.load("cid", "user")
+    assert "127.0.0.1:9" in str(info.value) and "hunter2" not in str(info.value)
+    assert "hunter2" not in repr(store)
+
+
+def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
+    fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = redis_url  # the default prefix: the command has no flag for another
+    RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
+    file_store = JSONTokenStore(token_file)
+    with file_store.lock():
+        file_store.save(fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="migrated"))
+    env = {**os.environ, "TWITCH_CLIENT_ID": fake_twitch.client_id, "TWITCH_CLIENT_SECRET": fake_twitch.client_secret,
+           "TWITCH_TOKEN_FILE": str(token_file), "TWITCH_ID_URL": fake_twitch.id_url,
+           "TWITCH_API_URL": fake_twitch.api_url}
+    command = [sys.executable, "-m", "requests_twitch"]
+    moved = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
+    assert moved.returncode == 0 and "copied 1 token(s)" in moved.stdout, moved.stderr
+    env["TWITCH_TOKEN_STORE"] = url
+    status = subprocess.run([*command, "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "migrated" in status.stdout and "redis://" in status.stdout
+    again = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
+    assert "kept 1" in again.stdout  # what the target has may be newer: not overwritten
+    for name, value in env.items():
+        if name.startswith("TWITCH_"):
+            monkeypatch.setenv(name, value)
+    auth = TwitchAuth.from_env(account="user")
+    assert isinstance(auth.store, RedisTokenStore)
+    assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).json()["data"][0]["login"] == "migrated"
+    RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
+
+
+def test_importing_the_package_does_not_need_redis() -> None:
+    code = "import sys, requests_twitch; print('redis' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
