@@ -17,7 +17,7 @@ from requests_twitch.testing import FakeTwitch
 SERVE = """
 import json, sys
 from requests_twitch.testing import FakeTwitch
-with FakeTwitch(token_delay=float(sys.argv[1])) as fake:
+with FakeTwitch(token_delay=float(sys.argv[1]), ratelimit_limit=10**9) as fake:
     user = fake.issue_user_token(scopes=["chat:read"])
     print(json.dumps({"client_id": fake.client_id, "client_secret": fake.client_secret,
                       "id_url": fake.id_url, "api_url": fake.api_url, "token": user.to_dict()}), flush=True)
@@ -44,7 +44,7 @@ def external_fake(token_delay: float = 0.0) -> Iterator[dict[str, Any]]:
 @contextlib.contextmanager
 def local_fake(**options: Any) -> Iterator[tuple[FakeTwitch, dict[str, Any]]]:
     """A FakeTwitch in this process (for benchmarks that read its counters), and a config for peers."""
-    with FakeTwitch(**options) as fake, tempfile.TemporaryDirectory() as folder:
+    with FakeTwitch(**{"ratelimit_limit": 10**9, **options}) as fake, tempfile.TemporaryDirectory() as folder:
         user = fake.issue_user_token(scopes=["chat:read"])
         yield fake, {"client_id": fake.client_id, "client_secret": fake.client_secret, "id_url": fake.id_url,
                      "api_url": fake.api_url, "token": user.to_dict(),

@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
+import requests
+
 from . import demo
 from .auth import TwitchAuth, default_token_file
 from .exceptions import TwitchAuthError
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except UsageError as exc:
         parser.error(str(exc))  # exits 2
-    except TwitchAuthError as exc:  # Twitch refused, or the token file did: one line, no traceback
+    except (TwitchAuthError, requests.HTTPError) as exc:  # Twitch refused, or the token file did: one line
         print(f"requests-twitch: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
@@ -87,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("get", parents=[common], help="an authenticated Helix GET, printed as JSON")
     p.add_argument("path", help="a Helix path, e.g. users or streams")
     p.add_argument("params", nargs="*", metavar="key=value", help="query parameters; repeat a key for several values")
+    p.add_argument("--all", action="store_true", help="follow the pages; print the items as JSON lines")
+    p.add_argument("--limit", type=int, help="--all: at most this many items")
     p.set_defaults(run=_get)
 
     p = commands.add_parser("migrate", help="copy the tokens of the token file into another store (e.g. Redis)")
@@ -197,6 +201,11 @@ def _get(args: argparse.Namespace) -> int:
             raise UsageError(f"parameters are key=value, not {pair!r}")
         params.append((key, value))
     with TwitchSession(auth=_auth(args)) as session:
+        if args.all:
+            # JSON lines, one item each, as they arrive: pipe it into jq, or a file.
+            for item in session.paginate(args.path, params, limit=args.limit, progress=sys.stderr.isatty()):
+                print(json.dumps(item), flush=False)
+            return 0
         response = session.get(args.path, params=params)
     try:
         body = response.json()

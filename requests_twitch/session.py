@@ -1,22 +1,45 @@
-"""TwitchSession: a requests.Session with TwitchAuth and the Helix base URL."""
+"""TwitchSession: a requests.Session with TwitchAuth, the Helix base URL, pagination and rate limits."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
 
 import requests
 
 from .auth import TwitchAuth
+from .retry import TwitchAdapter, TwitchRetry
 
-__all__ = ["TwitchSession"]
+__all__ = ["RateLimit", "TwitchSession"]
+
+log = logging.getLogger(__name__)
+
+Params = Union[Mapping[str, Any], Sequence[tuple[str, Any]], None]
+
+
+class RateLimit(NamedTuple):
+    """Helix's rate-limit headers of the last response (twitch-facts §7.4)."""
+
+    limit: int
+    """Points added to the bucket per minute (``Ratelimit-Limit``)."""
+    remaining: int
+    """Points left in the bucket (``Ratelimit-Remaining``)."""
+    reset: float
+    """When the bucket is full again: an epoch in seconds (``Ratelimit-Reset``)."""
 
 
 class TwitchSession(requests.Session):
-    """A :class:`requests.Session` whose ``auth`` is a :class:`TwitchAuth`.
+    """A :class:`requests.Session` whose ``auth`` is a :class:`TwitchAuth`, for scripts and scrapers.
 
-    Relative URLs are joined to ``base_url`` (``"users"`` becomes
-    ``https://api.twitch.tv/helix/users``); absolute URLs pass through, and
-    only those on the API origin get credentials.
+    - Relative URLs are joined to ``base_url`` (``"users"`` becomes
+      ``https://api.twitch.tv/helix/users``); absolute URLs pass through, and
+      only those on the API origin get credentials.
+    - :meth:`paginate` and :meth:`pages` follow Helix's cursors.
+    - A 429 waits for Helix's ``Ratelimit-Reset`` and is retried (up to
+      ``rate_limit_retries`` times, waiting at most ``max_wait`` seconds); a
+      503 is retried once for idempotent methods; connection errors are
+      retried where that is safe. ``ratelimit`` holds the last rate-limit
+      headers (None before the first answer).
 
     Args:
         client_id: passed to :class:`TwitchAuth`, with ``client_secret`` and
@@ -24,12 +47,13 @@ class TwitchSession(requests.Session):
         auth: an existing TwitchAuth to use instead.
         base_url: what relative URLs are joined to; default the auth's
             ``api_url`` with a trailing slash.
+        rate_limit_retries: 429s to wait out per request (0: return them).
+        max_wait: the longest wait for a rate-limit reset, in seconds.
 
-    Example:
-        ::
+    Example::
 
-            with TwitchSession("my-client-id", "my-client-secret") as s:
-                top = s.get("games/top").json()["data"]
+        with TwitchSession("my-client-id", "my-client-secret") as s:
+            streams = list(s.paginate("streams", {"game_id": "509658"}, limit=500))
     """
 
     auth: TwitchAuth
@@ -41,6 +65,8 @@ class TwitchSession(requests.Session):
         *,
         auth: TwitchAuth | None = None,
         base_url: str | None = None,
+        rate_limit_retries: int = 3,
+        max_wait: float = 60.0,
         **auth_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -52,6 +78,11 @@ class TwitchSession(requests.Session):
             raise TypeError("pass either auth= or the TwitchAuth arguments, not both")
         self.auth = auth
         self.base_url = (base_url or auth.api_url).rstrip("/") + "/"
+        self.ratelimit: RateLimit | None = None
+        adapter = TwitchAdapter(TwitchRetry(rate_limit_retries=rate_limit_retries, max_wait=max_wait))
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        self.hooks["response"].append(self._remember_ratelimit)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.auth!r})"
@@ -61,3 +92,112 @@ class TwitchSession(requests.Session):
         if isinstance(url, str) and "://" not in url.split("?", 1)[0] and not url.startswith("//"):
             request.url = self.base_url + url.lstrip("/")
         return super().prepare_request(request)
+
+    def _remember_ratelimit(self, r: requests.Response, **kwargs: Any) -> None:
+        headers = r.headers
+        if "Ratelimit-Remaining" not in headers:
+            return
+        try:  # a new value each time: threads reading it never see half of one
+            self.ratelimit = RateLimit(
+                int(headers.get("Ratelimit-Limit", 0)),
+                int(headers["Ratelimit-Remaining"]),
+                float(headers.get("Ratelimit-Reset", 0)),
+            )
+        except ValueError:
+            log.debug("unreadable rate-limit headers on %s", r.url)
+
+    # -- pagination -------------------------------------------------------------
+
+    def pages(self, path: str, params: Params = None, *, page_size: int = 100, progress: bool = False,
+              limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield whole Helix pages (the JSON objects, with ``data``, ``pagination``, ``total``...).
+
+        Follows ``pagination.cursor`` with ``after``, sends ``first=page_size``
+        (Helix caps most endpoints at 100), and stops at an empty
+        ``pagination``, an empty page, or once ``limit`` items were fetched.
+        Multi-valued params repeat the key (``id=1&id=2``), as Helix wants.
+
+        Raises:
+            requests.HTTPError: Helix answered an error; its message is in it.
+        """
+        fixed = [(k, v) for k, v in _pairs(params) if k not in ("after", "first")]
+        cursor: str | None = None
+        fetched = pages = 0
+        bar = _progress_bar(path, limit) if progress else None
+        try:
+            while limit is None or fetched < limit:
+                first = page_size if limit is None else min(page_size, limit - fetched)
+                query = [*fixed, ("first", first), *([("after", cursor)] if cursor else [])]
+                response = self.get(path, params=query)
+                page = _page(response, path)
+                data = page.get("data") or []
+                fetched, pages = fetched + len(data), pages + 1
+                if bar is not None:
+                    bar.set_postfix(pages=pages, refresh=False)
+                    bar.update(len(data))
+                yield page
+                cursor = _cursor(page.get("pagination"))
+                if not data or not cursor:
+                    return
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def paginate(self, path: str, params: Params = None, *, limit: int | None = None, page_size: int = 100,
+                 progress: bool = False) -> Iterator[Any]:
+        """Yield the items of ``data`` across pages, in order; at most ``limit`` of them.
+
+        ``list(session.paginate("streams", {"game_id": "509658"}))`` goes
+        straight into ``pandas.DataFrame``. ``progress=True`` shows a tqdm
+        progress bar (in a terminal or a notebook) when tqdm is installed
+        (``pip install 'requests-twitch[progress]'``).
+        """
+        count = 0
+        for page in self.pages(path, params, page_size=page_size, progress=progress, limit=limit):
+            for item in page.get("data") or []:
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield item
+
+
+def _pairs(params: Params) -> list[tuple[str, Any]]:
+    if params is None:
+        return []
+    items: Iterable[tuple[str, Any]] = params.items() if isinstance(params, Mapping) else params
+    pairs = []
+    for key, value in items:
+        if isinstance(value, (list, tuple, set, frozenset)):
+            pairs += [(key, v) for v in value]  # id=1&id=2: a comma-joined list matches nothing
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+def _page(response: requests.Response, path: str) -> dict[str, Any]:
+    try:
+        page = response.json()
+    except ValueError:
+        page = None
+    if response.ok and isinstance(page, dict):
+        return page
+    message = page.get("message") if isinstance(page, dict) else None
+    raise requests.HTTPError(
+        f"Helix answered HTTP {response.status_code} for {path}: {message or response.reason}", response=response
+    )
+
+
+def _cursor(pagination: Any) -> str | None:
+    # {"cursor": "..."}; {} at the end; a bare string on some endpoints (twitch-facts §7.5).
+    if isinstance(pagination, dict):
+        pagination = pagination.get("cursor")
+    return pagination if isinstance(pagination, str) and pagination else None
+
+
+def _progress_bar(path: str, total: int | None) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        log.debug("progress=True, but tqdm is not installed: pip install 'requests-twitch[progress]'")
+        return None
+    return tqdm(total=total, desc=path, unit=" items")

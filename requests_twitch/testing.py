@@ -105,6 +105,13 @@ class FakeTwitch:
         user_token_lifetime, app_token_lifetime: ``expires_in`` in seconds.
         token_delay: seconds the token endpoint takes to answer.
         device_interval: the polling ``interval`` /device asks for (Twitch: 5).
+        ratelimit_limit: Helix's bucket, in requests per minute (Twitch: 800);
+            each answer carries ``Ratelimit-*`` headers, and an empty bucket 429s.
+
+    ``GET /helix/streams`` (250 live streams, ``game_id``/``user_login``/
+    ``user_id`` filters) and ``GET /helix/games/top`` (60 games) paginate like
+    Helix: ``first`` (1 to 100, default 20), ``after``, and ``pagination`` with
+    a ``cursor``, or ``{}`` on the last page.
 
     ``GET /oauth2/authorize`` acts as the user ``authorizing_user`` (user id,
     login) clicking Authorize: it redirects to ``redirect_uri`` with a code
@@ -133,6 +140,7 @@ class FakeTwitch:
         app_token_lifetime: float = 5011271,
         token_delay: float = 0.0,
         device_interval: float = 5,
+        ratelimit_limit: int = 800,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -144,6 +152,8 @@ class FakeTwitch:
         self.app_token_lifetime = app_token_lifetime
         self.token_delay = token_delay
         self.device_interval = device_interval
+        self.ratelimit_limit = ratelimit_limit
+        self._bucket, self._bucket_reset = ratelimit_limit, 0.0
         self.deny_authorization = False
         self.authorizing_user = ("141981764", "twitchdev")
         self.calls: collections.Counter[str] = collections.Counter()
@@ -469,10 +479,31 @@ class FakeTwitch:
             grant = access.grant
         if grant.client_id != client_id:
             return _helix_error(401, "Client ID and OAuth token do not match")
+        with self._lock:  # the bucket (twitch-facts §7.4): one here, for every token
+            now = time.time()
+            if now >= self._bucket_reset:
+                self._bucket, self._bucket_reset = self.ratelimit_limit, now + 60
+            self._bucket -= 1
+            limits = {"Ratelimit-Limit": str(self.ratelimit_limit), "Ratelimit-Remaining": str(max(self._bucket, 0)),
+                      "Ratelimit-Reset": str(int(self._bucket_reset))}
+            if self._bucket < 0:
+                self.calls["helix_429"] += 1
+                return 429, {"error": "Too Many Requests", "status": 429, "message": "Request limit exceeded"}, limits
         endpoint = _ENDPOINTS.get((method, path))
         if endpoint is None:
             return _helix_error(404, "")
-        return endpoint(grant, query)
+        status, body, extra = endpoint(grant, query)
+        return status, body, {**extra, **limits}
+
+    def exhaust_rate_limit(self, reset_in: float = 30.0) -> None:
+        """Empty Helix's bucket until ``reset_in`` seconds from now: Helix answers 429 till then."""
+        with self._lock:
+            self._bucket, self._bucket_reset = 0, time.time() + reset_in
+
+    def refill_rate_limit(self) -> None:
+        """Fill the bucket again now (as the reset time passing would)."""
+        with self._lock:
+            self._bucket, self._bucket_reset = self.ratelimit_limit, time.time() + 60
 
 
 def _oauth_error(status: int, message: str) -> _Answer:
@@ -506,9 +537,38 @@ def _users(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
     return 200, {"data": [{"id": i, "login": n, "display_name": n} for i, n in users]}, {}
 
 
+_GAMES = [("509658", "Just Chatting"), ("32982", "Grand Theft Auto V"), ("21779", "League of Legends")]
+_GAMES += [(str(100000 + i), f"Game {i}") for i in range(57)]
+TOP_GAMES = [{"id": i, "name": n, "box_art_url": "", "igdb_id": ""} for i, n in _GAMES]
+STREAMS = [
+    {"id": str(40000000000 + i), "user_id": str(1000 + i), "user_login": f"streamer{i}", "user_name": f"Streamer{i}",
+     "game_id": _GAMES[i % 2][0], "game_name": _GAMES[i % 2][1], "type": "live", "title": f"Stream number {i}",
+     "viewer_count": 50000 // (i + 1), "started_at": "2026-11-24T00:00:00Z", "language": "en", "tags": [],
+     "is_mature": False}
+    for i in range(250)
+]
+
+
+def _paginated(rows: List[Dict[str, Any]], query: Dict[str, List[str]]) -> _Answer:
+    try:
+        first = int(query.get("first", ["20"])[-1])
+        offset = int(base64.urlsafe_b64decode(query["after"][-1]).decode()) if query.get("after") else 0
+    except (ValueError, UnicodeDecodeError):
+        return _helix_error(400, "Invalid value for first or after")
+    if not 1 <= first <= 100:
+        return _helix_error(400, "first must be greater than 0 and less than or equal to 100")
+    end = offset + first
+    pagination = {"cursor": base64.urlsafe_b64encode(str(end).encode()).decode()} if end < len(rows) else {}
+    return 200, {"data": rows[offset:end], "pagination": pagination}, {}
+
+
 def _games_top(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
-    games = [{"id": "509658", "name": "Just Chatting", "box_art_url": "", "igdb_id": ""}]
-    return 200, {"data": games, "pagination": {}}, {}
+    return _paginated(TOP_GAMES, query)
+
+
+def _streams(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
+    rows = [s for s in STREAMS if all(s[k] in query[k] for k in ("game_id", "user_login", "user_id") if k in query)]
+    return _paginated(rows, query)
 
 
 def _send_chat_message(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
@@ -520,6 +580,7 @@ def _send_chat_message(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
 _ENDPOINTS: Dict[Tuple[str, str], Callable[[_Grant, Dict[str, List[str]]], _Answer]] = {
     ("GET", "/helix/users"): _users,
     ("GET", "/helix/games/top"): _games_top,
+    ("GET", "/helix/streams"): _streams,
     ("POST", "/helix/chat/messages"): _send_chat_message,
 }
 

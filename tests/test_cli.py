@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 from requests_twitch import JSONTokenStore
-from requests_twitch.testing import FakeTwitch
+from requests_twitch.testing import STREAMS, FakeTwitch
 
 COMMAND = shutil.which("requests-twitch") or ""
 
@@ -169,3 +170,11 @@ def test_python_dash_m_is_the_same_command() -> None:
     result = subprocess.run([sys.executable, "-m", "requests_twitch", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_get_all_writes_json_lines_across_pages(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    result = cli(env, "get", "streams", "game_id=32982", "--all", "--limit", "120", "--account", "app")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [s for s in STREAMS if s["game_id"] == "32982"][:120]
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal

@@ -21,6 +21,8 @@ def test_every_expiry_costs_exactly_one_refresh_and_no_request(
     fake_twitch: FakeTwitch, token_file: Path, workers: Workers
 ) -> None:
     fake_twitch.token_delay = 0.05
+    fake_twitch.ratelimit_limit = 10**9  # this test is about tokens, not Helix's bucket
+    fake_twitch.refill_rate_limit()
     user = fake_twitch.issue_user_token()
     workers.start(
         PROCESSES,

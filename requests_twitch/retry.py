@@ -1,0 +1,112 @@
+"""Rate limits and retries for TwitchSession, on urllib3's Retry (twitch-facts §7.4).
+
+- **429**: Helix's bucket is empty. Wait until ``Ratelimit-Reset`` (an epoch
+  in seconds, not a delta; bounded by ``max_wait``, and never negative on a
+  skewed clock) and try again, up to ``rate_limit_retries`` times. A 429 was
+  refused before anything was done, so this holds for every method.
+- **503**: retried once, as Twitch's guide says, and only for idempotent
+  methods: a POST that may have been applied is never sent twice.
+- **Connection errors**: retried when the connection could not be made (the
+  request never left), and, for idempotent methods, when it broke.
+- A body that cannot be rewound (a generator) is never sent again half empty:
+  such a request is sent without status retries.
+
+Everything happens inside the adapter, below requests' hooks: TwitchAuth's
+401 handling sees the final answer only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import token as tokens
+
+__all__ = ["TwitchAdapter", "TwitchRetry"]
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+_sleep = time.sleep  # replaced by tests: no real waiting
+
+
+class TwitchRetry(Retry):
+    """urllib3's Retry, taught Twitch's rate limit (``Ratelimit-Reset``) and its 503 rule.
+
+    Args:
+        rate_limit_retries: how many times to wait out a 429 and try again.
+        max_wait: the longest wait for a rate-limit reset, in seconds.
+        kwargs: the rest of urllib3's Retry.
+    """
+
+    def __init__(self, *, rate_limit_retries: int = 3, max_wait: float = 60.0, **kwargs: Any) -> None:
+        kwargs.setdefault("total", None)
+        kwargs.setdefault("connect", 2)
+        kwargs.setdefault("read", 2)  # only for allowed_methods: idempotent ones
+        kwargs.setdefault("status", None)  # bounded per status by is_retry
+        kwargs.setdefault("other", 0)
+        kwargs.setdefault("backoff_factor", 0.2)
+        kwargs.setdefault("raise_on_status", False)  # the last 429 or 503 is returned, not raised
+        kwargs.setdefault("allowed_methods", IDEMPOTENT)
+        kwargs.setdefault("status_forcelist", frozenset({429, 503}))
+        super().__init__(**kwargs)
+        self.rate_limit_retries = rate_limit_retries
+        self.max_wait = max_wait
+
+    def new(self, **kw: Any) -> TwitchRetry:
+        retry = super().new(**kw)
+        retry.rate_limit_retries = self.rate_limit_retries
+        retry.max_wait = self.max_wait
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        seen = sum(1 for entry in self.history if entry.status == status_code)
+        if status_code == 429:
+            return seen < self.rate_limit_retries
+        if status_code == 503:
+            return method.upper() in IDEMPOTENT and seen < 1
+        return False
+
+    def sleep(self, response: Any = None) -> None:
+        if response is not None and response.status == 429:
+            wait = self._until_reset(response.headers.get("Ratelimit-Reset"))
+            log.info("Twitch's rate limit is reached; waiting %.1f s for its reset", wait)
+        elif response is not None:
+            wait = 1.0
+        else:
+            wait = self.get_backoff_time()
+        if wait > 0:
+            _sleep(wait)
+
+    def _until_reset(self, reset: str | None) -> float:
+        try:
+            wait = float(reset) - tokens.now() if reset is not None else 1.0
+        except ValueError:
+            wait = 1.0
+        if wait <= 0:  # our clock is ahead of Twitch's, or the bucket refilled already
+            wait = 1.0
+        return min(wait, self.max_wait)
+
+
+class TwitchAdapter(HTTPAdapter):
+    """An HTTPAdapter with :class:`TwitchRetry`, and none for bodies that cannot be sent twice."""
+
+    def __init__(self, retry: TwitchRetry) -> None:
+        super().__init__(max_retries=retry)
+        # Connection errors only: retrying a status would resend an exhausted generator.
+        self._once = HTTPAdapter(max_retries=Retry(total=None, connect=2, read=False, status=0, other=0))
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        body = request.body
+        if body is None or isinstance(body, (bytes, str)) or hasattr(body, "seek"):
+            return super().send(request, *args, **kwargs)
+        return self._once.send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        self._once.close()

@@ -1,0 +1,200 @@
+"""TwitchSession for scrapers: pagination, rate limits and retries, against FakeTwitch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+
+import requests_twitch.retry as retry_module
+import requests_twitch.token as token_module
+from requests_twitch import MemoryTokenStore, TwitchAuth, TwitchSession
+from requests_twitch.session import RateLimit
+from requests_twitch.testing import STREAMS, TOP_GAMES, FakeTwitch
+
+
+@pytest.fixture
+def session(fake_twitch: FakeTwitch, token_file: Path) -> Iterator[TwitchSession]:
+    with TwitchSession(fake_twitch.client_id, fake_twitch.client_secret, token_file=token_file,
+                       id_url=fake_twitch.id_url, api_url=fake_twitch.api_url) as s:
+        yield s
+
+
+class Waits(list[float]):
+    """The retry waits, recorded instead of slept; waiting refills Helix's bucket (as time would) if ``refill``."""
+
+    refill = True
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch, fake_twitch: FakeTwitch) -> Waits:
+    slept = Waits()
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if slept.refill:
+            fake_twitch.refill_rate_limit()
+
+    monkeypatch.setattr(retry_module, "_sleep", sleep)
+    return slept
+
+
+def queries(fake: FakeTwitch, path: str) -> list[dict[str, list[str]]]:
+    return [parse_qs(r.query) for r in fake.helix_requests if r.path == path]
+
+
+# -- pagination -------------------------------------------------------------------
+
+
+def test_every_item_once_and_in_order_across_pages(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    assert list(session.paginate("streams")) == STREAMS
+    sent = queries(fake_twitch, "/helix/streams")
+    assert len(sent) == 3 and all(q["first"] == ["100"] for q in sent)
+    assert "after" not in sent[0] and sent[1]["after"] != sent[2]["after"]
+
+
+def test_multi_valued_params_repeat_the_key(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    items = list(session.paginate("streams", {"user_login": ["streamer3", "streamer7"], "first": 5}))
+    assert [s["user_login"] for s in items] == ["streamer3", "streamer7"]
+    assert "user_login=streamer3&user_login=streamer7" in fake_twitch.helix_requests[-1].query
+    assert parse_qs(fake_twitch.helix_requests[-1].query)["first"] == ["100"]  # page_size wins over a stray first
+
+
+def test_limit_stops_early_and_does_not_overfetch(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    items = list(session.paginate("streams", {"game_id": "509658"}, limit=150))
+    assert items == [s for s in STREAMS if s["game_id"] == "509658"][:150]
+    assert [q["first"] for q in queries(fake_twitch, "/helix/streams")] == [["100"], ["50"]]
+
+
+def test_an_empty_pagination_ends_it_and_page_size_is_honoured(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    pages = list(session.pages("games/top", page_size=25))
+    assert [len(p["data"]) for p in pages] == [25, 25, 10]
+    assert pages[-1]["pagination"] == {}
+    assert [g for p in pages for g in p["data"]] == TOP_GAMES
+
+
+def test_an_empty_page_ends_it(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    fake_twitch.queue_response("/helix/streams", 200, '{"data": [], "pagination": {"cursor": "more?"}}')
+    assert list(session.paginate("streams")) == []
+    assert len(queries(fake_twitch, "/helix/streams")) == 1
+
+
+def test_a_cursor_given_as_a_bare_string_is_followed(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    fake_twitch.queue_response("/helix/streams", 200, '{"data": [{"id": "x"}], "pagination": "MTAw"}')
+    items = list(session.paginate("streams", limit=3))
+    assert [i["id"] for i in items] == ["x", STREAMS[100]["id"], STREAMS[101]["id"]]
+
+
+def test_an_error_page_raises_with_helixs_message(session: TwitchSession) -> None:
+    with pytest.raises(requests.HTTPError, match="first must be greater than 0"):
+        list(session.paginate("streams", page_size=500))
+
+
+def test_progress_bar_when_tqdm_is_installed(session: TwitchSession, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    assert len(list(session.paginate("streams", progress=True))) == 250
+    err = capsys.readouterr().err
+    assert "250" in err and "items" in err and "pages=3" in err
+
+
+# -- rate limits --------------------------------------------------------------------
+
+
+def test_ratelimit_holds_the_last_headers(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    assert session.ratelimit is None
+    session.get("games/top")
+    first = session.ratelimit
+    session.get("games/top")
+    assert isinstance(first, RateLimit) and first.limit == 800
+    assert session.ratelimit is not None and session.ratelimit.remaining == first.remaining - 1
+    assert session.ratelimit.reset > token_module.now()
+
+
+def test_a_429_waits_for_the_reset_and_is_retried(
+    session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits
+) -> None:
+    session.get("games/top")
+    fake_twitch.exhaust_rate_limit(reset_in=30)
+    r = session.get("games/top")
+    assert r.status_code == 200
+    assert len(waits) == 1 and 27 <= waits[0] <= 31  # until Ratelimit-Reset, not a guess
+    assert fake_twitch.calls["helix_429"] == 1
+
+
+def test_a_post_is_retried_after_a_429_which_applied_nothing(
+    fake_twitch: FakeTwitch, session: TwitchSession, waits: Waits
+) -> None:
+    session.auth.login_app()
+    fake_twitch.exhaust_rate_limit(reset_in=5)
+    r = session.post("chat/messages", json={"message": "hi"})
+    assert r.status_code == 401 and r.json()["message"].startswith("Missing scope")  # its own answer, after the wait
+    assert len(waits) == 1
+
+
+@pytest.mark.parametrize("skew, expected", [(+3600, 1.0), (-3600, 60.0)])
+def test_a_skewed_clock_never_makes_a_negative_or_absurd_wait(
+    session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits, monkeypatch: pytest.MonkeyPatch,
+    skew: float, expected: float,
+) -> None:
+    session.get("games/top")
+    real = token_module.now()
+    monkeypatch.setattr(token_module, "now", lambda: real + skew)
+    fake_twitch.exhaust_rate_limit(reset_in=30)
+    assert session.get("games/top").status_code == 200
+    assert waits == [expected]
+
+
+def test_429_retries_are_bounded(session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits) -> None:
+    waits.refill = False
+    session.get("games/top")
+    fake_twitch.exhaust_rate_limit(reset_in=30)
+    r = session.get("games/top")
+    assert r.status_code == 429 and len(waits) == 3
+    assert r.json()["message"] == "Request limit exceeded"
+
+
+def test_the_bare_auth_does_not_retry(fake_twitch: FakeTwitch, token_file: Path, waits: Waits) -> None:
+    auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, token_file=token_file,
+                      id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
+    requests.get(f"{fake_twitch.api_url}/games/top", auth=auth)
+    fake_twitch.exhaust_rate_limit()
+    assert requests.get(f"{fake_twitch.api_url}/games/top", auth=auth).status_code == 429
+    assert waits == []
+
+
+# -- 503 and bodies ----------------------------------------------------------------------
+
+UNAVAILABLE = '{"error":"Service Unavailable","status":503,"message":""}'
+
+
+def test_a_503_is_retried_once(session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits) -> None:
+    fake_twitch.queue_response("/helix/games/top", 503, UNAVAILABLE)
+    assert session.get("games/top").status_code == 200
+    fake_twitch.queue_response("/helix/games/top", 503, UNAVAILABLE)
+    fake_twitch.queue_response("/helix/games/top", 503, UNAVAILABLE)
+    assert session.get("games/top").status_code == 503  # the second 503 is returned
+    assert len(queries(fake_twitch, "/helix/games/top")) == 4
+
+
+def test_a_post_is_never_retried_after_a_503(session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits) -> None:
+    fake_twitch.queue_response("/helix/chat/messages", 503, UNAVAILABLE)
+    assert session.post("chat/messages", json={"message": "hi"}).status_code == 503
+    assert len(queries(fake_twitch, "/helix/chat/messages")) == 1
+
+
+def test_a_generator_body_is_not_sent_again(session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits) -> None:
+    fake_twitch.queue_response("/helix/somewhere", 503, UNAVAILABLE)
+    assert session.put("somewhere", data=(chunk for chunk in [b"a", b"b"])).status_code == 503
+    fake_twitch.queue_response("/helix/somewhere", 503, UNAVAILABLE)
+    assert session.put("somewhere", data=b"ab").status_code == 404  # bytes: retried, reaching the route
+    bodies = [r.body for r in fake_twitch.helix_requests if r.path == "/helix/somewhere"]
+    assert bodies == [b"ab", b"ab", b"ab"]
+
+
+def test_a_session_over_a_memory_store_works_too(fake_twitch: FakeTwitch) -> None:
+    with TwitchSession(fake_twitch.client_id, fake_twitch.client_secret, store=MemoryTokenStore(),
+                       id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, rate_limit_retries=0) as s:
+        assert len(list(s.paginate("games/top"))) == 60
