@@ -18,7 +18,8 @@ from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreE
 from .login import parse_implicit_redirect
 from .redis_store import RedisTokenStore
 from .session import TwitchSession
-from .store import JSONTokenStore, MemoryTokenStore, TokenStore
+from .json_store import JSONTokenStore
+from .store import MemoryTokenStore, TokenStore
 from .token import Token
 
 __version__ = "0.1.0.dev0"

@@ -35,7 +35,9 @@ from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
 from . import login
 from .keeper import VALIDATE_EVERY, TokenKeeper, with_validation
 from .login import Prompt
-from .store import JSONTokenStore, TokenStore, open_store
+from .json_store import JSONTokenStore
+from .redis_store import open_store
+from .store import TokenStore
 from .token import Token
 
 __all__ = ["Action", "TwitchAuth", "decide", "default_token_file"]
@@ -423,7 +425,7 @@ class TwitchAuth(AuthBase):
             # the 401 (the token is renewed for the next request).
             log.warning("not replaying a request whose body cannot be rewound; returning the 401")
             return r
-        r.content  # consume the body and release the connection for the replay
+        _ = r.content  # consume the body and release the connection for the replay
         r.close()
         jar = prep._cookies
         if jar is not None:

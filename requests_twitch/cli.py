@@ -25,7 +25,9 @@ from .auth import TwitchAuth, default_token_file
 from .exceptions import TwitchAuthError
 from .login import print_to_stderr
 from .session import TwitchSession
-from .store import JSONTokenStore, TokenStore, copy_tokens, open_store
+from .json_store import JSONTokenStore
+from .redis_store import open_store
+from .store import TokenStore, copy_tokens
 from .token import Token, now
 
 __all__ = ["main"]

@@ -25,17 +25,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Hashable, Iterator
 
 from .exceptions import TokenStoreError
+from .json_store import JSONTokenStore
 from .store import DEFAULT_LOCK_TIMEOUT, TokenStore
 from .token import Token
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisTokenStore"]
+__all__ = ["RedisTokenStore", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +210,14 @@ def _location(client: Any, prefix: str) -> str:
     kwargs = client.connection_pool.connection_kwargs
     where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
     return f"redis://{where}/{kwargs.get('db', 0)} {prefix}*"
+
+
+def open_store(location: str | os.PathLike[str]) -> TokenStore:
+    """The store at ``location``: a Redis URL (``redis://``, ``rediss://``, ``unix://``) or a token file's path.
+
+    This is how ``TWITCH_TOKEN_STORE`` and the command's ``--store`` are read.
+    """
+    text = os.fspath(location)
+    if text.split("://", 1)[0] in ("redis", "rediss", "unix"):
+        return RedisTokenStore(text)
+    return JSONTokenStore(text)

@@ -1,55 +1,39 @@
-"""Token stores: the TokenStore interface, JSONTokenStore and MemoryTokenStore.
+"""The TokenStore interface, MemoryTokenStore, and copying between stores.
 
 The protocol that keeps a single-use refresh token from being spent twice
-lives once, in :mod:`requests_twitch.auth`; a store only offers the parts it
+lives once, in :mod:`requests_twitch.keeper`; a store only offers the parts it
 needs (see ../shared/research/persistence.md for the measured design):
 
 - ``version()``: a cheap "has it changed" marker for the hot path;
 - ``load()``: an authoritative read that needs no lock;
 - ``lock()``: exclusion across threads and processes;
-- ``save()``: an atomic read-modify-write, only while holding ``lock()``.
+- ``save()``/``delete()``: atomic writes, only while holding ``lock()``.
 
-Tokens are kept per (client id, account): one store holds many of both.
+Tokens are kept per (client id, account): one store holds many of both. The
+backends: :class:`~requests_twitch.JSONTokenStore` (one machine; json_store.py),
+:class:`~requests_twitch.RedisTokenStore` (many; redis_store.py), and
+:class:`MemoryTokenStore` here (one process).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import errno
-import json
-import logging
-import os
-import stat
-import tempfile
 import threading
 import time
-import warnings
-from typing import Any, Dict, Hashable, Iterator, Tuple
+from typing import Dict, Hashable, Iterator, Tuple
 
-import filelock
-
-from .exceptions import InsecureTokenFileWarning, TokenStoreError
+from .exceptions import TokenStoreError
 from .token import Token
 
-__all__ = ["JSONTokenStore", "MemoryTokenStore", "TokenStore", "copy_tokens", "open_store"]
+__all__ = ["MemoryTokenStore", "TokenStore", "copy_tokens"]
 
-log = logging.getLogger(__name__)
-
-SCHEMA = 1
 DEFAULT_LOCK_TIMEOUT = 60.0
 """Seconds to wait for the store's lock; longer than a token call's timeout,
 so that a process waiting behind a slow refresh does not give up first."""
 
 CACHE_SECONDS = 1.0
 """How long :meth:`TokenStore.current` trusts an unchanged version without a re-read."""
-
-_STALE_TEMP_SECONDS = 60.0
-
-_POLL_INTERVAL = 0.005
-"""How often a process waiting for the file lock tries again. filelock's 50 ms
-default would keep the followers of a refresh waiting long after the token is
-saved; a non-blocking flock attempt every 5 ms costs next to nothing."""
 
 _Key = Tuple[str, str]
 
@@ -207,343 +191,6 @@ class MemoryTokenStore(TokenStore):
             raise RuntimeError("a store is changed only while holding lock()")
 
 
-class _PathLocks:
-    """The locks of one token file in this process: a thread lock in front of the file lock.
-
-    Threads queue on the in-memory lock instead of polling the file; the
-    ``FileLock`` is built per process, because filelock refuses an instance
-    inherited across ``fork()``.
-    """
-
-    def __init__(self, lock_path: str) -> None:
-        self.thread_lock = threading.Lock()
-        self.holder: int | None = None
-        # preserve_lock_file: the lock file is never deleted, so waiters never
-        # split across two inodes; fallback_to_soft=False: fail closed on a
-        # file system without flock instead of silently weakening the lock.
-        self.file_lock = filelock.FileLock(
-            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False, poll_interval=_POLL_INTERVAL
-        )
-
-
-_registry: Dict[str, _PathLocks] = {}
-_registry_lock = threading.Lock()
-
-
-def _reset_after_fork() -> None:
-    # A thread of the parent may have held a lock at fork time; the child
-    # starts with fresh ones (and never touches the parent's file lock).
-    global _registry_lock
-    _registry_lock = threading.Lock()
-    _registry.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _locks_for(lock_path: str) -> _PathLocks:
-    with _registry_lock:
-        locks = _registry.get(lock_path)
-        if locks is None:
-            locks = _registry[lock_path] = _PathLocks(lock_path)
-        return locks
-
-
-class JSONTokenStore(TokenStore):
-    """A JSON file shared by every process on this machine, guarded by a lock file beside it.
-
-    - Reads need no lock: writes go to a temporary file in the same folder,
-      are flushed and fsynced, and replace the file with ``os.replace``.
-    - ``version()`` is the file's ``os.stat`` signature, so the hot path costs
-      one ``stat`` and no parse while the file is unchanged.
-    - The file is created ``0600`` and its folder ``0700``; the lock file
-      ``<path>.lock`` is never replaced or deleted.
-    - A file that is empty, not JSON or of the wrong shape raises
-      :class:`TokenStoreError` naming the path, and is never overwritten.
-
-    Keep the file on a local file system: file locks do not exclude across
-    NFS clients.
-
-    Args:
-        path: the token file.
-        lock_timeout: seconds to wait for the lock before raising
-            :class:`TokenStoreError`.
-
-    Example:
-        ::
-
-            store = JSONTokenStore("~/.config/requests-twitch/tokens.json", lock_timeout=30)
-            auth = TwitchAuth("my-client-id", "my-client-secret", store=store)
-    """
-
-    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
-        super().__init__()
-        self.path = _resolve(os.path.abspath(os.path.expanduser(os.fspath(path))))
-        self.lock_path = self.path + ".lock"
-        self.lock_timeout = float(lock_timeout)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.path!r})"
-
-    # -- reading ---------------------------------------------------------
-
-    def version(self) -> Hashable:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._error(f"cannot stat the token file: {exc.strerror}") from exc
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-    def load(self, client_id: str, account: str) -> Token | None:
-        record = self._read()["tokens"].get(client_id, {}).get(account)
-        return None if record is None else Token.from_dict(record)
-
-    def _read(self) -> dict[str, Any]:
-        """Parse and check the whole file; a missing file is an empty store."""
-        try:
-            # O_NOFOLLOW: a link is followed only once, when the store is
-            # made, and only if this user owns it (see _resolve).
-            with open(os.open(self.path, os.O_RDONLY | _O_NOFOLLOW), "rb") as f:
-                self._check_owner_and_mode(os.fstat(f.fileno()))
-                raw = f.read()
-        except TokenStoreError:  # it is an OSError too (via requests.RequestException)
-            raise
-        except FileNotFoundError:
-            return {"schema": SCHEMA, "tokens": {}}
-        except IsADirectoryError as exc:
-            raise self._error("the token file is a directory") from exc
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise self._error(
-                    "the token file became a symbolic link after the store was made; refusing to follow it"
-                ) from exc
-            raise self._error(f"cannot read the token file: {exc.strerror}") from exc
-        if not raw.strip():
-            raise self._error("the token file is empty", corrupt=True)
-        try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            # JSONDecodeError's text is a position, never the file's content.
-            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from exc
-        try:
-            _check_document(doc)
-        except ValueError as exc:
-            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
-        return doc  # type: ignore[no-any-return]
-
-    def _check_owner_and_mode(self, st: os.stat_result) -> None:
-        """Refuse a file another user owns; warn, as ssh does for keys, about one others can read."""
-        if not hasattr(os, "getuid") or not stat.S_ISREG(st.st_mode):
-            return
-        if st.st_uid not in (os.getuid(), 0):
-            raise self._error(
-                f"the token file belongs to another user (uid {st.st_uid}); refusing to use it."
-                " Remove it, or point token_file at a file of your own"
-            )
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077 and (self.path, mode) not in _warned:
-            _warned.add((self.path, mode))
-            message = (
-                f"{self.path} can be read or written by other users (mode {mode:04o}): they could act as"
-                f" your Twitch users. Make it private: chmod 600 {self.path}"
-            )
-            log.warning(message)
-            warnings.warn(message, InsecureTokenFileWarning, stacklevel=2)
-
-    # -- writing ---------------------------------------------------------
-
-    @contextlib.contextmanager
-    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
-        self._make_folder()
-        locks = _locks_for(self.lock_path)
-        timeout = self.lock_timeout if blocking else 0
-        if not locks.thread_lock.acquire(timeout=timeout):
-            if blocking:
-                raise self._lock_timeout()
-            yield False
-            return
-        try:
-            try:
-                locks.file_lock.acquire(timeout=timeout)
-            except filelock.Timeout:
-                if blocking:
-                    raise self._lock_timeout() from None
-                acquired = False
-            except OSError as exc:
-                raise self._error(f"cannot open the lock file {self.lock_path}: {exc.strerror}") from exc
-            else:
-                acquired = True
-            if not acquired:
-                yield False
-                return
-            locks.holder = threading.get_ident()
-            try:
-                self._remove_stale_temp_files()
-                yield True
-            finally:
-                locks.holder = None
-                locks.file_lock.release()
-        finally:
-            locks.thread_lock.release()
-
-    def save(self, client_id: str, account: str, token: Token) -> None:
-        self._check_held()
-        doc = self._read()  # re-read: another process may have saved another account
-        doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
-        self._write(doc)
-
-    def delete(self, client_id: str, account: str) -> None:
-        self._check_held()
-        doc = self._read()
-        accounts = doc["tokens"].get(client_id, {})
-        if accounts.pop(account, None) is not None:
-            if not accounts:
-                del doc["tokens"][client_id]
-            self._write(doc)
-
-    def items(self) -> list[tuple[tuple[str, str], Token]]:
-        tokens = self._read()["tokens"]
-        pairs = [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
-        return sorted(pairs, key=lambda item: item[0])
-
-    def _check_held(self) -> None:
-        if _locks_for(self.lock_path).holder != threading.get_ident():
-            raise RuntimeError("a store is changed only while holding lock()")
-
-    def _write(self, doc: dict[str, Any]) -> None:
-        folder, name = os.path.split(self.path)
-        try:
-            # mkstemp creates the file 0600 whatever the umask, and os.replace
-            # keeps that mode: the token file is never readable by others.
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        except OSError as exc:
-            raise self._error(f"cannot write the token file: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise self._error(f"cannot write the token file: {exc.strerror}") from exc
-            raise
-        _fsync_folder(folder)
-
-    def _make_folder(self) -> None:
-        folder = os.path.dirname(self.path)
-        if os.path.isdir(folder):
-            return
-        try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            os.chmod(folder, 0o700)  # makedirs' mode is cut by the umask
-        except OSError as exc:
-            raise self._error(f"cannot create the folder {folder}: {exc.strerror}") from exc
-
-    def _remove_stale_temp_files(self) -> None:
-        """Delete temporary files left by a writer killed mid-write (they hold tokens).
-
-        Runs under the lock, so no live writer owns them; the age check is a
-        margin for clocks and file systems that behave oddly.
-        """
-        folder, name = os.path.split(self.path)
-        prefix = f".{name}."
-        try:
-            entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
-        except OSError:
-            return
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_SECONDS:
-                    os.unlink(entry.path)
-                    log.warning("removed a stale temporary token file left by a killed writer: %s", entry.path)
-
-    # -- errors ------------------------------------------------------------
-
-    def _error(self, what: str, *, corrupt: bool = False) -> TokenStoreError:
-        advice = (
-            " It was left as it is: fix it by hand, or move it away and log in again."
-            if corrupt
-            else ""
-        )
-        return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
-
-    def _lock_timeout(self) -> TokenStoreError:
-        return TokenStoreError(
-            f"{self.path}: could not take the lock {self.lock_path} within {self.lock_timeout:g} s;"
-            " another process holds it (raise lock_timeout if refreshes are slow here).",
-            path=self.path,
-        )
-
-
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_warned: set[tuple[str, int]] = set()
-
-
-def _resolve(path: str) -> str:
-    """Follow a symbolic link at ``path`` only if this user owns it.
-
-    A link planted by another user (in a shared folder) could point the store
-    at a file of their choosing; like ssh with its keys, refuse it. A link of
-    one's own is resolved once, so every process locks beside the real file.
-    """
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return path
-    if not stat.S_ISLNK(st.st_mode):
-        return path
-    if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
-        raise TokenStoreError(
-            f"{path}: is a symbolic link owned by another user (uid {st.st_uid}); refusing to follow it."
-            " Remove it, or point token_file at a file of your own.",
-            path=path,
-        )
-    return os.path.realpath(path)
-
-
-def _check_document(doc: Any) -> None:
-    """Raise ValueError, naming the place, if ``doc`` is not a token file this version can use."""
-    if not isinstance(doc, dict):
-        raise ValueError("the top level must be a JSON object")
-    schema = doc.get("schema")
-    if schema != SCHEMA:
-        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
-            raise ValueError(f"schema {schema} is newer than this version of requests-twitch reads (upgrade it)")
-        raise ValueError(f"'schema' must be {SCHEMA}")
-    tokens = doc.get("tokens")
-    if not isinstance(tokens, dict):
-        raise ValueError("'tokens' must be a JSON object")
-    for client_id, accounts in tokens.items():
-        if not isinstance(accounts, dict):
-            raise ValueError(f"tokens[{client_id!r}] must be a JSON object")
-        for account, record in accounts.items():
-            try:
-                Token.from_dict(record)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"tokens[{client_id!r}][{account!r}]: {exc}") from None
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable (POSIX): a rename is atomic at once but durable only after this."""
-    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder
-        return
-    # Best effort: the new file is in place already; some file systems
-    # cannot fsync a folder, and that must not fail the refresh that wrote it.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def copy_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
     """Copy every token of ``source`` into ``target`` (to move from the file to Redis).
 
@@ -559,16 +206,3 @@ def copy_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = Fal
             target.save(client_id, account, token)
             copied += 1
     return copied, kept
-
-
-def open_store(location: str | os.PathLike[str]) -> TokenStore:
-    """The store at ``location``: a Redis URL (``redis://``, ``rediss://``, ``unix://``) or a token file's path.
-
-    This is how ``TWITCH_TOKEN_STORE`` and the command's ``--store`` are read.
-    """
-    text = os.fspath(location)
-    if text.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        from .redis_store import RedisTokenStore
-
-        return RedisTokenStore(text)
-    return JSONTokenStore(text)

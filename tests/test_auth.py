@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import pickle
 import threading
@@ -267,7 +266,7 @@ def test_a_file_body_is_rewound_and_replayed_whole(
     auth, _ = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
     payload = b'{"broadcaster_id": "1", "sender_id": "1", "message": "' + b"x" * 100_000 + b'"}'
     (tmp_path / "body.json").write_bytes(payload)
-    auth.token  # in use (and validated) before it dies
+    _ = auth.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
     with open(tmp_path / "body.json", "rb") as body:
         r = requests.post(f"{fake_twitch.api_url}/chat/messages", data=body, auth=auth)
@@ -277,7 +276,7 @@ def test_a_file_body_is_rewound_and_replayed_whole(
 
 def test_a_generator_body_is_never_replayed_half_empty(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth, user = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
-    auth.token  # in use (and validated) before it dies
+    _ = auth.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
     chunks = (part for part in [b'{"message":', b' "hi"}'])
     r = requests.post(f"{fake_twitch.api_url}/chat/messages", data=chunks, auth=auth)

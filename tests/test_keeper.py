@@ -25,7 +25,7 @@ def seeded(fake: FakeTwitch, make_auth: MakeAuth, **kwargs: object) -> TwitchAut
 def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     """After a read timeout the refresh may have been applied: retrying at once could revoke the grant."""
     auth = seeded(fake_twitch, make_auth)
-    auth.token  # stored
+    _ = auth.token  # stored
     auth._keeper.oauth.timeout = (1.0, 0.2)
     fake_twitch.token_delay = 0.5
     fake_twitch.expire_tokens()
@@ -139,7 +139,7 @@ def test_the_auth_crosses_into_a_process_pool_by_pickle(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
 ) -> None:
     auth = seeded(fake_twitch, make_auth)
-    auth.token
+    _ = auth.token
     copy = pickle.loads(pickle.dumps(auth))
     fake_twitch.expire_tokens()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=copy).status_code == 200

@@ -203,7 +203,7 @@ def test_validate_records_what_twitch_says(fake_twitch: FakeTwitch, make_auth: M
 def test_validate_renews_a_dead_token_first(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     user = fake_twitch.issue_user_token()
     auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token, validate_every=None)
-    auth.token
+    _ = auth.token
     fake_twitch.expire_tokens()
     assert auth.validate()["login"] == "twitchdev"
     assert fake_twitch.calls["refresh_token"] == 1 and auth.token.access_token != user.access_token

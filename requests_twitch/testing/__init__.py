@@ -18,77 +18,25 @@ Example:
 With pytest, the ``fake_twitch`` fixture yields a running FakeTwitch.
 """
 
+
 from __future__ import annotations
 
-import base64
 import collections
-import email.parser
-import email.policy
-import http.server
 import json
 import secrets
-import socket
 import threading
 import time
-import zlib
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Any, Callable, Dict, Iterator, List, Tuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+import base64
+from typing import Any, Dict, Iterator, List, Tuple
+from urllib.parse import urlencode
 
-from .token import Token
+from ..token import Token
+from ._helix import ENDPOINTS, STREAMS, TOP_GAMES, check_secret, helix_error, oauth_error
+from ._http import Handler, Server
+from ._model import DEVICE_GRANT as _DEVICE_GRANT
+from ._model import Access, Answer, Device, Grant, HelixRequest, State
 
-__all__ = ["FakeTwitch", "HelixRequest"]
-
-_DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-_Answer = Tuple[int, Any, Dict[str, str]]  # status, JSON body (None: empty), extra headers
-
-
-@dataclass
-class _Grant:
-    client_id: str
-    user_id: str | None
-    login: str | None
-    scopes: tuple[str, ...]
-    alive: bool = True
-
-
-@dataclass
-class _Access:
-    grant: _Grant
-    expires_at: float
-    alive: bool = True
-
-
-@dataclass(frozen=True)
-class HelixRequest:
-    """One request FakeTwitch's Helix side received, as it arrived."""
-
-    method: str
-    path: str
-    query: str
-    headers: Dict[str, str]
-    body: bytes
-
-
-@dataclass
-class _Device:
-    client_id: str
-    scopes: tuple[str, ...]
-    user_code: str
-    expires_at: float
-    approved: _Grant | None = None
-    used: bool = False
-
-
-@dataclass
-class _State:
-    clients: Dict[str, str | None]
-    access: Dict[str, _Access] = field(default_factory=dict)
-    refresh: Dict[str, Tuple[_Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
-    devices: Dict[str, _Device] = field(default_factory=dict)
-    issued: List[Tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
-    codes: Dict[str, Tuple[_Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
+__all__ = ["STREAMS", "TOP_GAMES", "FakeTwitch", "HelixRequest"]
 
 
 class FakeTwitch:
@@ -159,17 +107,17 @@ class FakeTwitch:
         self.calls: collections.Counter[str] = collections.Counter()
         self.grants_revoked = 0
         self.helix_requests: List[HelixRequest] = []
-        self._state = _State(clients={client_id: client_secret, public_client_id: None})
+        self._state = State(clients={client_id: client_secret, public_client_id: None})
         self._lock = threading.Lock()
         self._redirects: Dict[str, str] = {}
         self._queued: Dict[str, List[Tuple[int, bytes, str, Dict[str, str]]]] = collections.defaultdict(list)
-        self._server: _Server | None = None
+        self._server: Server | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> FakeTwitch:
         """Start serving on 127.0.0.1 and a free port; returns self."""
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = Server(("127.0.0.1", 0), Handler)
         server.fake = self
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self._server = server
@@ -216,7 +164,7 @@ class FakeTwitch:
         scopes: tuple[str, ...] | list[str] = (),
     ) -> Token:
         """Mint a user token (as after a login) and return it with its refresh token."""
-        grant = _Grant(client_id or self.client_id, user_id, login, tuple(scopes))
+        grant = Grant(client_id or self.client_id, user_id, login, tuple(scopes))
         with self._lock:
             payload = self._mint(grant, refresh=True)
         return Token(
@@ -242,7 +190,7 @@ class FakeTwitch:
         with self._lock:
             for device in self._state.devices.values():
                 if device.user_code == user_code:
-                    device.approved = _Grant(device.client_id, user_id, login, device.scopes)
+                    device.approved = Grant(device.client_id, user_id, login, device.scopes)
                     return
         raise KeyError(user_code)
 
@@ -285,12 +233,12 @@ class FakeTwitch:
         with self._lock:
             self.calls[call] += 1
 
-    def _mint(self, grant: _Grant, *, refresh: bool, lifetime: float | None = None) -> dict[str, Any]:
+    def _mint(self, grant: Grant, *, refresh: bool, lifetime: float | None = None) -> dict[str, Any]:
         """Create an access token (and a refresh token) for ``grant``; needs self._lock."""
         if lifetime is None:
             lifetime = self.user_token_lifetime if refresh else self.app_token_lifetime
         access = secrets.token_hex(15)
-        self._state.access[access] = _Access(grant, time.time() + lifetime)
+        self._state.access[access] = Access(grant, time.time() + lifetime)
         payload: dict[str, Any] = {"access_token": access, "expires_in": int(lifetime), "token_type": "bearer"}
         if refresh:
             # Like Twitch's, with characters that must be form-encoded.
@@ -302,7 +250,7 @@ class FakeTwitch:
                 payload["scope"] = list(grant.scopes)
         return payload
 
-    def _token(self, params: dict[str, str]) -> _Answer:
+    def _token(self, params: dict[str, str]) -> Answer:
         grant_type = params.get("grant_type", "")
         client_id = params.get("client_id", "")
         if grant_type in ("client_credentials", "refresh_token", _DEVICE_GRANT, "authorization_code"):
@@ -311,15 +259,15 @@ class FakeTwitch:
             time.sleep(self.token_delay)
         with self._lock:
             if client_id not in self._state.clients:
-                return _oauth_error(400, "invalid client")
+                return oauth_error(400, "invalid client")
             secret = self._state.clients[client_id]
             if grant_type == "client_credentials":
                 if secret is None:
-                    return _oauth_error(400, "invalid client")
-                denied = _check_secret(secret, params)
+                    return oauth_error(400, "invalid client")
+                denied = check_secret(secret, params)
                 if denied:
                     return denied
-                return 200, self._mint(_Grant(client_id, None, None, ()), refresh=False), {}
+                return 200, self._mint(Grant(client_id, None, None, ()), refresh=False), {}
             if grant_type == "refresh_token":
                 answer = self._refresh(client_id, secret, params)
                 if answer[0] != 200:
@@ -329,21 +277,21 @@ class FakeTwitch:
                 return self._poll_device(client_id, params)
             if grant_type == "authorization_code":
                 return self._exchange(client_id, secret, params)
-            return _oauth_error(400, "unsupported grant type")
+            return oauth_error(400, "unsupported grant type")
 
-    def _refresh(self, client_id: str, secret: str | None, params: dict[str, str]) -> _Answer:
+    def _refresh(self, client_id: str, secret: str | None, params: dict[str, str]) -> Answer:
         if not params.get("refresh_token"):
-            return _oauth_error(400, "missing refresh token")
+            return oauth_error(400, "missing refresh token")
         if secret is not None:
-            denied = _check_secret(secret, params)
+            denied = check_secret(secret, params)
             if denied:
                 return denied
         entry = self._state.refresh.get(params["refresh_token"])
         if entry is None or entry[0].client_id != client_id or not entry[0].alive:
-            return _oauth_error(400, "Invalid refresh token")
+            return oauth_error(400, "Invalid refresh token")
         grant, spent = entry
         if spent and not self.revoke_grant_on_reuse:
-            return _oauth_error(400, "Invalid refresh token")
+            return oauth_error(400, "Invalid refresh token")
         if spent:
             # twitchdev/issues#903: a spent refresh token kills the whole grant.
             grant.alive = False
@@ -351,7 +299,7 @@ class FakeTwitch:
                 if access.grant is grant:
                     access.alive = False
             self.grants_revoked += 1
-            return _oauth_error(400, "Invalid refresh token")
+            return oauth_error(400, "Invalid refresh token")
         if self.single_use_refresh_tokens:
             self._state.refresh[params["refresh_token"]] = (grant, True)
         if self.revoke_on_refresh:
@@ -360,18 +308,18 @@ class FakeTwitch:
                     access.alive = False
         return 200, self._mint(grant, refresh=True), {}
 
-    def _authorize(self, params: dict[str, str]) -> _Answer:
+    def _authorize(self, params: dict[str, str]) -> Answer:
         """The user clicks Authorize (or Deny): a redirect to redirect_uri, as Twitch's page makes."""
         self._count("authorize")
         redirect_uri, state = params.get("redirect_uri", ""), params.get("state")
         if params.get("client_id") not in self._state.clients or not redirect_uri.startswith("http"):
-            return _oauth_error(400, "invalid client or redirect_uri")
+            return oauth_error(400, "invalid client or redirect_uri")
         extra = {"state": state} if state is not None else {}
         if self.deny_authorization:
             query = urlencode({"error": "access_denied", "error_description": "The user denied you access", **extra})
             return 302, None, {"Location": f"{redirect_uri}?{query}"}
         user_id, login = self.authorizing_user
-        grant = _Grant(params["client_id"], user_id, login, tuple(params.get("scope", "").split()))
+        grant = Grant(params["client_id"], user_id, login, tuple(params.get("scope", "").split()))
         if params.get("response_type") == "token":  # implicit: the token in the fragment, no refresh token
             with self._lock:
                 token = self._mint(grant, refresh=False, lifetime=self.user_token_lifetime)["access_token"]
@@ -384,18 +332,18 @@ class FakeTwitch:
         query = urlencode({"code": code, "scope": " ".join(grant.scopes), **extra})
         return 302, None, {"Location": f"{redirect_uri}?{query}"}
 
-    def _exchange(self, client_id: str, secret: str | None, params: dict[str, str]) -> _Answer:
+    def _exchange(self, client_id: str, secret: str | None, params: dict[str, str]) -> Answer:
         if secret is None:
-            return _oauth_error(400, "invalid client")
-        denied = _check_secret(secret, params)
+            return oauth_error(400, "invalid client")
+        denied = check_secret(secret, params)
         if denied:
             return denied
         entry = self._state.codes.pop(params.get("code", ""), None)
         if entry is None or entry[0].client_id != client_id:
-            return _oauth_error(400, "Invalid authorization code")
+            return oauth_error(400, "Invalid authorization code")
         grant, redirect_uri, nonce = entry
         if params.get("redirect_uri") != redirect_uri:
-            return _oauth_error(400, "Parameter redirect_uri does not match registered URI")
+            return oauth_error(400, "Parameter redirect_uri does not match registered URI")
         payload = self._mint(grant, refresh=True)
         if "openid" in grant.scopes:  # OIDC: an ID token beside the access token (unsigned here)
             claims = {"iss": "https://id.twitch.tv/oauth2", "sub": grant.user_id, "aud": client_id,
@@ -406,38 +354,38 @@ class FakeTwitch:
             ) + "."
         return 200, payload, {}
 
-    def _device(self, params: dict[str, str]) -> _Answer:
+    def _device(self, params: dict[str, str]) -> Answer:
         self._count("device")
         client_id = params.get("client_id", "")
         with self._lock:
             if client_id not in self._state.clients:
-                return _oauth_error(400, "invalid client")
+                return oauth_error(400, "invalid client")
             code, user_code = secrets.token_urlsafe(30), secrets.token_hex(4).upper()
             scopes = tuple(params.get("scopes", "").split())
-            self._state.devices[code] = _Device(client_id, scopes, user_code, time.time() + 1800)
+            self._state.devices[code] = Device(client_id, scopes, user_code, time.time() + 1800)
         uri = f"https://www.twitch.tv/activate?device-code={user_code}"
         body = {"device_code": code, "expires_in": 1800, "interval": self.device_interval, "user_code": user_code,
                 "verification_uri": uri}
         return 200, body, {}
 
-    def _poll_device(self, client_id: str, params: dict[str, str]) -> _Answer:
+    def _poll_device(self, client_id: str, params: dict[str, str]) -> Answer:
         device = self._state.devices.get(params.get("device_code", ""))
         if device is None or device.used or device.client_id != client_id or device.expires_at < time.time():
-            return _oauth_error(400, "invalid device code")
+            return oauth_error(400, "invalid device code")
         if device.approved is None:
-            return _oauth_error(400, "authorization_pending")
+            return oauth_error(400, "authorization_pending")
         device.used = True
         return 200, self._mint(device.approved, refresh=True), {}
 
-    def _validate(self, headers: Dict[str, str]) -> _Answer:
+    def _validate(self, headers: Dict[str, str]) -> Answer:
         self._count("validate")
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() not in ("oauth", "bearer") or not token:
-            return _oauth_error(401, "missing authorization token")
+            return oauth_error(401, "missing authorization token")
         with self._lock:
             access = self._live(token)
             if access is None:
-                return _oauth_error(401, "invalid access token")
+                return oauth_error(401, "invalid access token")
             grant = access.grant
             body: dict[str, Any] = {"client_id": grant.client_id, "scopes": list(grant.scopes)}
             if grant.user_id is not None:
@@ -445,18 +393,18 @@ class FakeTwitch:
             body["expires_in"] = int(access.expires_at - time.time())
         return 200, body, {}
 
-    def _revoke(self, params: dict[str, str]) -> _Answer:
+    def _revoke(self, params: dict[str, str]) -> Answer:
         self._count("revoke")
         with self._lock:
             if params.get("client_id") not in self._state.clients:
-                return _oauth_error(404, "client does not exist")
+                return oauth_error(404, "client does not exist")
             access = self._state.access.get(params.get("token", ""))
             if access is None or access.grant.client_id != params["client_id"]:
-                return _oauth_error(400, "Invalid token")
+                return oauth_error(400, "Invalid token")
             access.alive = False
         return 200, None, {}
 
-    def _live(self, token: str) -> _Access | None:
+    def _live(self, token: str) -> Access | None:
         access = self._state.access.get(token)
         if access is None or not access.alive or not access.grant.alive or access.expires_at <= time.time():
             return None
@@ -464,21 +412,21 @@ class FakeTwitch:
 
     # -- Helix -----------------------------------------------------------------
 
-    def _helix(self, method: str, path: str, query: dict[str, List[str]], headers: Dict[str, str]) -> _Answer:
+    def _helix(self, method: str, path: str, query: dict[str, List[str]], headers: Dict[str, str]) -> Answer:
         self._count("helix")
         authorization = headers.get("authorization", "")
         if not authorization.startswith("Bearer "):  # Helix rejects "bearer" and "OAuth" (twitch-facts §7.1)
-            return _helix_error(401, "OAuth token is missing")
+            return helix_error(401, "OAuth token is missing")
         client_id = headers.get("client-id")
         if not client_id:
-            return _helix_error(401, "Client ID is missing")
+            return helix_error(401, "Client ID is missing")
         with self._lock:
             access = self._live(authorization[len("Bearer ") :])
             if access is None:
-                return _helix_error(401, "Invalid OAuth token")
+                return helix_error(401, "Invalid OAuth token")
             grant = access.grant
         if grant.client_id != client_id:
-            return _helix_error(401, "Client ID and OAuth token do not match")
+            return helix_error(401, "Client ID and OAuth token do not match")
         with self._lock:  # the bucket (twitch-facts §7.4): one here, for every token
             now = time.time()
             if now >= self._bucket_reset:
@@ -489,9 +437,9 @@ class FakeTwitch:
             if self._bucket < 0:
                 self.calls["helix_429"] += 1
                 return 429, {"error": "Too Many Requests", "status": 429, "message": "Request limit exceeded"}, limits
-        endpoint = _ENDPOINTS.get((method, path))
+        endpoint = ENDPOINTS.get((method, path))
         if endpoint is None:
-            return _helix_error(404, "")
+            return helix_error(404, "")
         status, body, extra = endpoint(grant, query)
         return status, body, {**extra, **limits}
 
@@ -506,202 +454,6 @@ class FakeTwitch:
             self._bucket, self._bucket_reset = self.ratelimit_limit, time.time() + 60
 
 
-def _oauth_error(status: int, message: str) -> _Answer:
-    return status, {"status": status, "message": message}, {}
-
-
-def _helix_error(status: int, message: str) -> _Answer:
-    return status, {"error": HTTPStatus(status).phrase, "status": status, "message": message}, {}
-
-
-def _check_secret(secret: str, params: dict[str, str]) -> _Answer | None:
-    given = params.get("client_secret")
-    if not given:
-        return _oauth_error(400, "missing client secret")
-    if given != secret:
-        return _oauth_error(403, "invalid client secret")
-    return None
-
-
-def _users(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
-    logins, ids = query.get("login", []), query.get("id", [])
-    if not logins and not ids:
-        if grant.user_id is None:  # an app token has no "me"
-            return _helix_error(400, "Missing User OAUTH Token")
-        ids = [grant.user_id]
-    me = {grant.user_id: grant.login}
-    users = [(i, me.get(i) or f"user{i}") for i in ids]
-    for name in logins:
-        user_id = grant.user_id if name == grant.login and grant.user_id else str(zlib.crc32(name.encode()))
-        users.append((user_id, name))
-    return 200, {"data": [{"id": i, "login": n, "display_name": n} for i, n in users]}, {}
-
-
-_GAMES = [("509658", "Just Chatting"), ("32982", "Grand Theft Auto V"), ("21779", "League of Legends")]
-_GAMES += [(str(100000 + i), f"Game {i}") for i in range(57)]
-TOP_GAMES = [{"id": i, "name": n, "box_art_url": "", "igdb_id": ""} for i, n in _GAMES]
-STREAMS = [
-    {"id": str(40000000000 + i), "user_id": str(1000 + i), "user_login": f"streamer{i}", "user_name": f"Streamer{i}",
-     "game_id": _GAMES[i % 2][0], "game_name": _GAMES[i % 2][1], "type": "live", "title": f"Stream number {i}",
-     "viewer_count": 50000 // (i + 1), "started_at": "2026-11-24T00:00:00Z", "language": "en", "tags": [],
-     "is_mature": False}
-    for i in range(250)
-]
-
-
-def _paginated(rows: List[Dict[str, Any]], query: Dict[str, List[str]]) -> _Answer:
-    try:
-        first = int(query.get("first", ["20"])[-1])
-        offset = int(base64.urlsafe_b64decode(query["after"][-1]).decode()) if query.get("after") else 0
-    except (ValueError, UnicodeDecodeError):
-        return _helix_error(400, "Invalid value for first or after")
-    if not 1 <= first <= 100:
-        return _helix_error(400, "first must be greater than 0 and less than or equal to 100")
-    end = offset + first
-    pagination = {"cursor": base64.urlsafe_b64encode(str(end).encode()).decode()} if end < len(rows) else {}
-    return 200, {"data": rows[offset:end], "pagination": pagination}, {}
-
-
-def _games_top(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
-    return _paginated(TOP_GAMES, query)
-
-
-def _streams(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
-    rows = [s for s in STREAMS if all(s[k] in query[k] for k in ("game_id", "user_login", "user_id") if k in query)]
-    return _paginated(rows, query)
-
-
-def _send_chat_message(grant: _Grant, query: dict[str, List[str]]) -> _Answer:
-    if "user:write:chat" not in grant.scopes:
-        return _helix_error(401, "Missing scope: user:write:chat")
-    return 200, {"data": [{"message_id": secrets.token_hex(8), "is_sent": True}]}, {}
-
-
-_ENDPOINTS: Dict[Tuple[str, str], Callable[[_Grant, Dict[str, List[str]]], _Answer]] = {
-    ("GET", "/helix/users"): _users,
-    ("GET", "/helix/games/top"): _games_top,
-    ("GET", "/helix/streams"): _streams,
-    ("POST", "/helix/chat/messages"): _send_chat_message,
-}
-
-
-# -- HTTP plumbing ---------------------------------------------------------------
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    # 32 threads connecting at once overflow socketserver's backlog of 5 (resets).
-    request_queue_size = 1024
-    daemon_threads = True
-    allow_reuse_address = True
-    fake: FakeTwitch
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like Twitch
-    timeout = 60  # idle keep-alive connections end, and with them their threads
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Each answer is one write; with Nagle off it leaves at once.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # quiet: tests and users' scripts read their own output
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET  # noqa: N815
-
-    def _handle(self) -> None:
-        fake = self.server.fake
-        parts = urlsplit(self.path)
-        path, body = parts.path, self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        params = dict(parse_qsl(parts.query))
-        if self.command == "POST":
-            params.update(_form(body, headers.get("content-type", "")))
-        if path.startswith("/helix/"):
-            with fake._lock:
-                fake.helix_requests.append(HelixRequest(self.command, path, parts.query, dict(self.headers), body))
-        queued = fake._queued.get(path)
-        if queued:
-            if path == "/oauth2/token":  # an attempt all the same
-                fake._count(params.get("grant_type", ""))
-            status, data, content_type, extra = queued.pop(0)
-            return self._answer(status, data, content_type, extra)
-        if path in fake._redirects:
-            return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
-        if path == "/oauth2/token" and self.command == "POST":
-            answer = fake._token(params)
-        elif path == "/oauth2/validate" and self.command == "GET":
-            answer = fake._validate(headers)
-        elif path == "/oauth2/revoke" and self.command == "POST":
-            answer = fake._revoke(params)
-        elif path == "/oauth2/device" and self.command == "POST":
-            answer = fake._device(params)
-        elif path == "/oauth2/authorize" and self.command == "GET":
-            answer = fake._authorize(params)
-        elif path.startswith("/helix/"):
-            query: dict[str, List[str]] = collections.defaultdict(list)
-            for key, value in parse_qsl(parts.query):
-                query[key].append(value)
-            answer = fake._helix(self.command, path, query, headers)
-        else:
-            answer = _helix_error(404, "")
-        status, payload, extra = answer
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self._answer(status, data, "application/json", extra)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: List[bytes] = []
-            while True:
-                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(1024).strip():  # trailers
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _answer(self, status: int, body: bytes, content_type: str, extra: Dict[str, str]) -> None:
-        """Write the whole response at once: a header write then a body write on a
-        keep-alive connection stalls 40 ms on Nagle and delayed ACKs."""
-        lines = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Date: {self.date_time_string()}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-        ]
-        lines += [f"{k}: {v}" for k, v in extra.items()]
-        if self.close_connection:
-            lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-
-def _form(body: bytes, content_type: str) -> dict[str, str]:
-    """Parameters of a urlencoded or multipart/form-data body (Twitch takes both)."""
-    if content_type.startswith("multipart/form-data"):
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-        )
-        out = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if name and isinstance(payload, bytes):
-                out[str(name)] = payload.decode()
-        return out
-    try:
-        return dict(parse_qsl(body.decode("utf-8")))
-    except UnicodeDecodeError:
-        return {}
-
-
 try:
     import pytest
 except ImportError:  # pragma: no cover - the fixture is only for pytest users
@@ -713,4 +465,3 @@ else:
         """A running :class:`FakeTwitch`, stopped after the test."""
         with FakeTwitch() as fake:
             yield fake
-
