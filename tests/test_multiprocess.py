@@ -119,3 +119,18 @@ def assert_lock_freed_by_kill(holder: subprocess.Popen[str], token_file: Path) -
         if holder.poll() is None:
             holder.kill()
             holder.wait(DEADLINE)
+
+
+def test_processes_sharing_a_file_validate_once_between_them(
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers
+) -> None:
+    """Twitch requires a /validate at start and hourly; six processes starting at once make one call."""
+    user = fake_twitch.issue_user_token()
+    workers.start(6, **config(fake_twitch, token_file, access_token=user.access_token,
+                              refresh_token=user.refresh_token, requests=1))
+    workers.wait_ready()
+    results = workers.go()
+    assert [r["statuses"] for r in results] == [[200]] * 6
+    assert fake_twitch.calls["validate"] == 1
+    stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    assert stored is not None and stored.validated_at is not None and stored.login == "twitchdev"

@@ -198,3 +198,14 @@ def test_a_session_over_a_memory_store_works_too(fake_twitch: FakeTwitch) -> Non
     with TwitchSession(fake_twitch.client_id, fake_twitch.client_secret, store=MemoryTokenStore(),
                        id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, rate_limit_retries=0) as s:
         assert len(list(s.paginate("games/top"))) == 60
+
+
+def test_a_broken_connection_is_retried_for_a_get_but_not_for_a_post(
+    session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits
+) -> None:
+    fake_twitch.queue_response("/helix/games/top", 0)  # the answer never comes
+    assert session.get("games/top").status_code == 200  # urllib3's Retry sent the GET again
+    fake_twitch.queue_response("/helix/chat/messages", 0)
+    with pytest.raises(requests.ConnectionError):
+        session.post("chat/messages", json={"message": "maybe sent"})  # it may have been applied: not again
+    assert len(queries(fake_twitch, "/helix/chat/messages")) == 1

@@ -209,6 +209,8 @@ class FakeTwitch:
         """Answer the next request for ``path`` with this response instead (failure injection).
 
         Responses queued for one path are used in order, one per request.
+        ``status`` 0 closes the connection without any answer, as a network
+        failure after the request was sent.
         """
         data = body.encode() if isinstance(body, str) else body
         self._queued[path].append((status, data, content_type, dict(headers or {})))

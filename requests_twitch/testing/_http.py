@@ -63,6 +63,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path == "/oauth2/token":  # an attempt all the same
                 fake._count(params.get("grant_type", ""))
             status, data, content_type, extra = queued.pop(0)
+            if status == 0:  # the connection breaks before any answer
+                self.close_connection = True
+                return None
             return self._answer(status, data, content_type, extra)
         if path in fake._redirects:
             return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
