@@ -325,7 +325,9 @@ class TwitchAuth(AuthBase):
         one. The server listens on the loopback interface only, and the
         redirect's ``state`` must match the one sent.
         """
-        url, redirect_uri, state = login.wait_for_redirect(
+        from .loopback import wait_for_redirect  # http.server and webbrowser: only when logging in
+
+        url, redirect_uri, state = wait_for_redirect(
             self._keeper.oauth, scopes, port=port, open_browser=open_browser, prompt=prompt or login.print_to_stderr
         )
         return self.exchange_redirect(url, redirect_uri, state=state)

@@ -19,13 +19,14 @@ import tempfile
 import threading
 import time
 import warnings
-from typing import Any, Dict, Hashable, Iterator
-
-import filelock
+from typing import TYPE_CHECKING, Any, Dict, Hashable, Iterator
 
 from .exceptions import InsecureTokenFileWarning, TokenStoreError
 from .store import DEFAULT_LOCK_TIMEOUT, TokenStore
 from .token import Token
+
+if TYPE_CHECKING:
+    import filelock
 
 __all__ = ["JSONTokenStore"]
 
@@ -55,7 +56,9 @@ class _PathLocks:
         # preserve_lock_file: the lock file is never deleted, so waiters never
         # split across two inodes; fallback_to_soft=False: fail closed on a
         # file system without flock instead of silently weakening the lock.
-        self.file_lock = filelock.FileLock(
+        import filelock  # here: a process that only reads tokens never needs it (6 ms of import)
+
+        self.file_lock: filelock.BaseFileLock = filelock.FileLock(
             lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False, poll_interval=_POLL_INTERVAL
         )
 
@@ -202,7 +205,7 @@ class JSONTokenStore(TokenStore):
         try:
             try:
                 locks.file_lock.acquire(timeout=timeout)
-            except filelock.Timeout:
+            except _filelock_timeout():
                 if blocking:
                     raise self._lock_timeout() from None
                 acquired = False
@@ -376,3 +379,9 @@ def _fsync_folder(folder: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _filelock_timeout() -> type[Exception]:
+    import filelock  # imported once the lock is first built; a sys.modules look-up after that
+
+    return filelock.Timeout

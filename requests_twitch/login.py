@@ -9,12 +9,8 @@ redirect URL, and the only flow a public client (no secret) may use.
 
 from __future__ import annotations
 
-import http.server
-import secrets
 import sys
-import threading
 import time
-import webbrowser
 from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -22,11 +18,9 @@ from .exceptions import TokenRefreshError, TwitchAuthError
 from .flows import OAuthClient
 from .token import Token, now
 
-__all__ = ["authorize_url", "code_from_redirect", "device_flow", "parse_implicit_redirect", "wait_for_redirect"]
+__all__ = ["authorize_url", "code_from_redirect", "device_flow", "parse_implicit_redirect"]
 
 Prompt = Callable[[str], object]
-LOGIN_TIMEOUT = 600.0
-"""Seconds the browser flow waits for the redirect."""
 
 # The device flow's waits, replaced by tests (no real sleeping in unit tests).
 _sleep = time.sleep
@@ -144,60 +138,3 @@ def _raise_if_refused(query: dict[str, str]) -> None:
     if error:
         said = query.get("error_description", "")
         raise TwitchAuthError(f"Twitch refused the authorization: {error}{': ' + said if said else ''}.")
-
-
-class _RedirectServer(http.server.HTTPServer):
-    redirect_path: str | None = None
-
-
-class _RedirectHandler(http.server.BaseHTTPRequestHandler):
-    server: _RedirectServer
-
-    def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path == "/favicon.ico":
-            self.send_error(404)
-            return
-        self.server.redirect_path = self.path
-        body = b"<!doctype html><title>requests-twitch</title><p>Done: you can close this tab.</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass  # the query holds the authorization code: never log it
-
-
-def wait_for_redirect(
-    oauth: OAuthClient,
-    scopes: Iterable[str],
-    *,
-    port: int = 0,
-    open_browser: bool = True,
-    prompt: Prompt = print_to_stderr,
-    force_verify: bool = False,
-    timeout: float = LOGIN_TIMEOUT,
-) -> tuple[str, str, str]:
-    """Serve ``http://localhost:PORT/`` on the loopback interface only, send the user to Twitch, wait.
-
-    Returns (the redirect URL Twitch sent the browser to, the redirect URI
-    used, the state sent); the caller checks the state and exchanges the code.
-    """
-    server = _RedirectServer(("127.0.0.1", port), _RedirectHandler)
-    try:
-        redirect_uri = f"http://localhost:{server.server_address[1]}/"
-        state = secrets.token_urlsafe(16)
-        url = authorize_url(oauth, scopes, redirect_uri, state=state, force_verify=force_verify)
-        prompt(f"To log in, open this URL in a browser (register {redirect_uri} as a redirect URL of the app): {url}")
-        if open_browser:
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        server.timeout = 0.5
-        while server.redirect_path is None:
-            if time.monotonic() > deadline:
-                raise TwitchAuthError(f"no redirect reached {redirect_uri} within {timeout:g} s: run the login again.")
-            server.handle_request()
-        return f"http://localhost:{server.server_address[1]}{server.redirect_path}", redirect_uri, state
-    finally:
-        server.server_close()
