@@ -361,7 +361,11 @@ class TwitchAuth(AuthBase):
             # now on this auth uses that user's token, in account "user".
             self._keeper.account = kind
         if kind == "user":
-            answer = self._keeper.oauth.validate(token.access_token)  # who logged in, which scopes
+            try:
+                answer = self._keeper.oauth.validate(token.access_token)  # who logged in, which scopes
+            except TwitchAuthError as exc:  # the token is good all the same: never lose it for this
+                log.warning("could not ask Twitch who logged in (%s); storing the token without it", exc)
+                answer = None
             if answer is not None:
                 token = with_validation(token, answer)
         self._keeper.put(token)

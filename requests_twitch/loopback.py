@@ -12,7 +12,7 @@ import threading
 import time
 import webbrowser
 from typing import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .exceptions import TwitchAuthError
 from .flows import OAuthClient
@@ -32,7 +32,8 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
     server: _RedirectServer
 
     def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path == "/favicon.ico":
+        query = parse_qs(urlsplit(self.path).query)
+        if "code" not in query and "error" not in query:  # a favicon, a stray local client: not the redirect
             self.send_error(404)
             return
         self.server.redirect_path = self.path

@@ -119,6 +119,25 @@ def test_browser_login_end_to_end(fake_twitch: FakeTwitch, make_auth: MakeAuth) 
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
 
 
+def test_browser_login_ignores_a_stray_request_and_waits_for_the_redirect(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth
+) -> None:
+    strays: list[int] = []
+
+    def stray_then_browser(text: str) -> None:
+        port = re.search(r"http://localhost:(\d+)/", text).group(1)  # type: ignore[union-attr]
+        url = re.search(r"(http://\S+/oauth2/authorize\S+)", text).group(1)  # type: ignore[union-attr]
+
+        def act() -> None:  # a favicon fetch (or a port scan) first, then the real redirect
+            strays.append(requests.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=10).status_code)
+            requests.get(url, timeout=10)
+
+        threading.Thread(target=act).start()
+
+    token = make_auth().login_browser(open_browser=False, prompt=stray_then_browser)
+    assert token.login == "twitchdev" and strays == [404]
+
+
 def test_browser_login_rejects_a_forged_state(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     forge = play_browser(lambda url: re.sub(r"state=[^&]+", "state=forged", url))
     with pytest.raises(TwitchAuthError, match="state does not match"):
