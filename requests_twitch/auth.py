@@ -338,7 +338,7 @@ class TwitchAuth(AuthBase):
         What Twitch says (login, user id, scopes, remaining lifetime) is
         recorded in the store. A token Twitch calls dead is renewed first.
         """
-        token, answer = self._keeper.validate(self._keeper.for_request(), force=True)
+        token, answer = self._keeper.validate(self._keeper.stored() or self._keeper.for_request(), force=True)
         if answer is None:  # it was dead and has been renewed: check the new one
             token, answer = self._keeper.validate(token, force=True)
         if answer is None:
@@ -347,9 +347,11 @@ class TwitchAuth(AuthBase):
 
     def revoke(self) -> None:
         """Revoke the token at Twitch and remove it from the store."""
-        token = self._keeper.forget()
-        if token is not None:
-            self._keeper.oauth.revoke(token.access_token)
+        token = self._keeper.stored()
+        if token is None:
+            return
+        self._keeper.oauth.revoke(token.access_token)  # first: if Twitch refuses, the token stays where it was
+        self._keeper.forget()
 
     def logout(self) -> bool:
         """Remove the token from the store without calling Twitch; False if there was none."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from typing import Any, Callable, Sequence
 
@@ -27,7 +28,7 @@ from .login import print_to_stderr
 from .session import TwitchSession
 from .json_store import JSONTokenStore
 from .redis_store import open_store
-from .store import TokenStore, copy_tokens
+from .store import TokenStore, move_tokens
 from .token import Token, now
 
 __all__ = ["main"]
@@ -95,9 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="--all: at most this many items")
     p.set_defaults(run=_get)
 
-    p = commands.add_parser("migrate", help="copy the tokens of the token file into another store (e.g. Redis)")
-    p.add_argument("--from", dest="source", help="the token file to copy (default: $TWITCH_TOKEN_FILE or the user's config)")
-    p.add_argument("--to", dest="target", required=True, help="where to copy them: a redis:// URL or a file")
+    p = commands.add_parser("migrate", help="move the tokens of the token file into another store (e.g. Redis)")
+    p.add_argument("--from", dest="source", help="the token file to empty (default: $TWITCH_TOKEN_FILE or the user's config)")
+    p.add_argument("--to", dest="target", required=True, help="where to move them: a redis:// URL or a file")
     p.add_argument("--overwrite", action="store_true", help="replace tokens the target already has (they may be newer)")
     p.set_defaults(run=_migrate)
 
@@ -109,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _auth(args: argparse.Namespace, default_account: str = "user") -> TwitchAuth:
-    overrides: dict[str, Any] = {"account": args.account or default_account}
+def _auth(args: argparse.Namespace, default_account: str | None = None) -> TwitchAuth:
+    overrides: dict[str, Any] = {}
     for name in ("client_id", "token_file", "id_url", "api_url"):
         if getattr(args, name):
             overrides[name] = getattr(args, name)
@@ -118,7 +119,11 @@ def _auth(args: argparse.Namespace, default_account: str = "user") -> TwitchAuth
         overrides["store"] = open_store(args.store)
     if not (overrides.get("client_id") or os.environ.get("TWITCH_CLIENT_ID")):
         raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
-    return TwitchAuth.from_env(**overrides)
+    auth = TwitchAuth.from_env(**overrides, account=args.account or default_account or "user")
+    if not args.account and default_account is None and auth.store.load(auth.client_id, "user") is None:
+        # No user logged in: use the app token, rather than store one as account "user".
+        auth = TwitchAuth.from_env(**overrides, account="app")
+    return auth
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -129,8 +134,10 @@ def _login(args: argparse.Namespace) -> int:
     elif args.browser:
         token = auth.login_browser(scopes, port=args.port, open_browser=not args.no_open)
     elif args.paste:
-        print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{auth.authorize_url(scopes, args.redirect_uri)}")
-        token = auth.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri)
+        state = secrets.token_urlsafe(16)
+        url = auth.authorize_url(scopes, args.redirect_uri, state=state)
+        print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
+        token = auth.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, state=state)
     else:
         token = auth.login_device(scopes)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
@@ -189,9 +196,10 @@ def _logout(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     source = JSONTokenStore(args.source or os.environ.get("TWITCH_TOKEN_FILE") or default_token_file())
     target = open_store(args.target)
-    copied, kept = copy_tokens(source, target, overwrite=args.overwrite)
-    print(f"copied {copied} token(s) from {source!r} to {target!r}"
-          + (f"; kept {kept} the target already had (--overwrite replaces them)" if kept else ""))
+    moved, kept = move_tokens(source, target, overwrite=args.overwrite)
+    print(f"moved {moved} token(s) from {source!r} to {target!r}"
+          + (f"; kept {kept} the target already had (--overwrite replaces them)" if kept else "")
+          + "; point every process at the new store (TWITCH_TOKEN_STORE)")
     return 0
 
 

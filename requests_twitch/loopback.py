@@ -30,6 +30,7 @@ class _RedirectServer(http.server.HTTPServer):
 
 class _RedirectHandler(http.server.BaseHTTPRequestHandler):
     server: _RedirectServer
+    timeout = 5  # an idle connection must not hold the one-request-at-a-time server past the login's timeout
 
     def do_GET(self) -> None:  # noqa: N802
         query = parse_qs(urlsplit(self.path).query)

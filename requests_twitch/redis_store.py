@@ -5,7 +5,8 @@ system (see ../shared/research/persistence.md §6):
 
 - ``lock()`` is redis-py's ``Lock`` (``SET NX PX`` with a random token): one
   holder at a time across the fleet, and a TTL (``lock_ttl``), so that a
-  crashed holder cannot block everyone forever.
+  crashed holder cannot block everyone forever. While the holder lives, a
+  watchdog renews the lease, so a slow refresh never outlasts it.
 - ``save()`` and ``delete()`` are fenced: a Lua script writes only if the
   lock is still held with this holder's token. A process paused past its
   lease (a GC pause, a stalled VM) cannot overwrite the newer token that the
@@ -41,8 +42,8 @@ __all__ = ["RedisTokenStore", "open_store"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOCK_TTL = 60.0
-"""Seconds a lock lives if its holder dies; longer than a token call can take (5 s + 30 s)."""
+DEFAULT_LOCK_TTL = 30.0
+"""Seconds a lock outlives a holder that died; a live holder renews it (see ``_keep_alive``)."""
 
 # KEYS: lock, tokens hash, version; ARGV: lock token, field, value ("" deletes).
 _FENCED_WRITE = """
@@ -155,9 +156,14 @@ class RedisTokenStore(TokenStore):
             return
         me = threading.get_ident()
         self._held[me] = lock
+        released = threading.Event()
+        watchdog = threading.Thread(target=self._keep_alive, args=(lock, released), daemon=True)
+        watchdog.start()
         try:
             yield True
         finally:
+            released.set()
+            watchdog.join()
             del self._held[me]
             try:
                 lock.release()
@@ -165,6 +171,26 @@ class RedisTokenStore(TokenStore):
                 log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
             except redis.exceptions.RedisError as exc:
                 log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
+
+    def _keep_alive(self, lock: Any, released: threading.Event) -> None:
+        """Renew the lease every third of ``lock_ttl`` while the lock is held.
+
+        A refresh (with its retries) may outlast any fixed TTL; if the lease
+        ran out meanwhile, another machine could send the same single-use
+        refresh token. The TTL then only bounds how long a dead holder blocks
+        the fleet. A holder paused longer than the TTL still loses the lease,
+        and the fence refuses its write.
+        """
+        import redis.exceptions
+
+        while not released.wait(self.lock_ttl / 3):
+            try:
+                lock.reacquire()
+            except redis.exceptions.LockNotOwnedError:
+                log.warning("%s: the lock was lost while held (a pause longer than lock_ttl?)", self.location)
+                return
+            except redis.exceptions.RedisError as exc:
+                log.warning("%s: could not renew the lock's lease (%s)", self.location, exc)
 
     def save(self, client_id: str, account: str, token: Token) -> None:
         self._fenced_write(client_id, account, json.dumps(token.to_dict()))
@@ -176,7 +202,7 @@ class RedisTokenStore(TokenStore):
         lock = self._held.get(threading.get_ident())
         if lock is None:
             raise RuntimeError("a store is changed only while holding lock()")
-        with self._errors("writing a token"):
+        with self._errors("writing a token", wrote=True):
             written = self._write(
                 keys=[self._lock_key, self._tokens_key, self._version_key],
                 args=[lock.local.token, _field(client_id, account), value],
@@ -189,14 +215,20 @@ class RedisTokenStore(TokenStore):
             )
 
     @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: str, *, wrote: bool = False) -> Iterator[None]:
         import redis.exceptions
 
         try:
             yield
         except redis.exceptions.RedisError as exc:
+            # A write whose reply timed out may have happened; one that failed to connect did not.
+            outcome = (
+                "the write may or may not have happened"
+                if wrote and not isinstance(exc, redis.exceptions.ConnectionError)
+                else "nothing was changed"
+            )
             raise TokenStoreError(
-                f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); nothing was changed.",
+                f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); {outcome}.",
                 path=self.location,
             ) from None
 

@@ -26,7 +26,7 @@ from typing import Dict, Hashable, Iterator, Tuple
 from .exceptions import TokenStoreError
 from .token import Token
 
-__all__ = ["MemoryTokenStore", "TokenStore", "copy_tokens"]
+__all__ = ["MemoryTokenStore", "TokenStore", "move_tokens"]
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 """Seconds to wait for the store's lock; longer than a token call's timeout,
@@ -191,18 +191,22 @@ class MemoryTokenStore(TokenStore):
             raise RuntimeError("a store is changed only while holding lock()")
 
 
-def copy_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
-    """Copy every token of ``source`` into ``target`` (to move from the file to Redis).
+def move_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
+    """Move every token of ``source`` into ``target`` (from the file to Redis), leaving none behind.
 
-    A token already in ``target`` is kept unless ``overwrite``: it may be
-    newer. Returns (copied, kept).
+    A single-use refresh token must live in one store only: a process still on
+    the old store would spend it a second time. Both stores are locked while
+    the tokens move, and each is removed from ``source`` once ``target`` has
+    it. A token ``target`` already has is kept unless ``overwrite``: it may be
+    newer. Returns (moved, kept).
     """
-    copied = kept = 0
-    with target.lock():
+    moved = kept = 0
+    with source.lock(), target.lock():
         for (client_id, account), token in source.items():
-            if not overwrite and target.load(client_id, account) is not None:
+            if overwrite or target.load(client_id, account) is None:
+                target.save(client_id, account, token)
+                moved += 1
+            else:
                 kept += 1
-                continue
-            target.save(client_id, account, token)
-            copied += 1
-    return copied, kept
+            source.delete(client_id, account)
+    return moved, kept

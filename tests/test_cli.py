@@ -178,3 +178,11 @@ def test_get_all_writes_json_lines_across_pages(fake_twitch: FakeTwitch, env: di
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines == [s for s in STREAMS if s["game_id"] == "32982"][:120]
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_without_a_login_the_command_uses_the_app_token_and_leaves_user_alone(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    got = cli(env, "get", "games/top")
+    assert got.returncode == 0
+    assert [key for key, _ in JSONTokenStore(token_file).items()] == [(fake_twitch.client_id, "app")]

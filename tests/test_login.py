@@ -271,3 +271,15 @@ def _static(client_id: str, token: Token) -> object:
     with store.lock():
         store.save(client_id, "app", Token(token.access_token))
     return store
+
+
+def test_a_refused_revoke_keeps_the_token(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
+    user = fake_twitch.issue_user_token()
+    auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token)
+    _ = auth.token
+    fake_twitch.queue_response("/oauth2/revoke", 503, '{"status":503,"message":"Service Unavailable"}')
+    with pytest.raises(TwitchAuthError, match="503"):
+        auth.revoke()
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is not None  # try again later
+    auth.revoke()
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is None

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -79,15 +80,40 @@ def test_a_holder_killed_mid_refresh_blocks_the_fleet_only_until_its_lock_expire
 
 
 def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_url: str, redis_prefix: str) -> None:
-    paused = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.2)
+    paused = RedisTokenStore(redis_url, prefix=redis_prefix)
     other = RedisTokenStore(redis_url, prefix=redis_prefix)
     with paused.lock():
-        time.sleep(0.4)  # a GC pause or a stalled VM: the lease runs out
+        # A GC pause or a stalled VM stops every thread, the lease's watchdog too: the lease runs out.
+        paused.client.delete(f"{redis_prefix}lock")
         with other.lock():  # meanwhile another process takes the lock and saves a newer token
             other.save("cid", "user", Token("newer"))
         with pytest.raises(TokenStoreError, match="lock expired"):
             paused.save("cid", "user", Token("stale"))
     assert other.load("cid", "user") == Token("newer")
+
+
+def test_a_refresh_slower_than_the_lease_still_happens_once(
+    fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str
+) -> None:
+    """The watchdog renews the lease while a slow refresh runs: nobody else sends the refresh token."""
+    user = fake_twitch.issue_user_token()
+    seed = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with seed.lock():
+        seed.save(fake_twitch.client_id, "user", user)
+    fake_twitch.token_delay = 1.5  # three times the lease
+    auths = [TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, account="user", validate_every=None,
+                        store=RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.5),
+                        id_url=fake_twitch.id_url, api_url=fake_twitch.api_url) for _ in range(3)]
+    fake_twitch.expire_tokens()
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda a=a: statuses.append(
+        requests.get(f"{fake_twitch.api_url}/users", auth=a).status_code)) for a in auths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [200, 200, 200]
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
 
 def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path: Path, redis_prefix: str) -> None:
@@ -135,12 +161,17 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
            "TWITCH_API_URL": fake_twitch.api_url}
     command = [sys.executable, "-m", "requests_twitch"]
     moved = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
-    assert moved.returncode == 0 and "copied 1 token(s)" in moved.stdout, moved.stderr
+    assert moved.returncode == 0 and "moved 1 token(s)" in moved.stdout, moved.stderr
+    # A single-use refresh token lives in one store only: the file no longer has it.
+    assert JSONTokenStore(token_file).items() == []
     env["TWITCH_TOKEN_STORE"] = url
     status = subprocess.run([*command, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "migrated" in status.stdout and "redis://" in status.stdout
+    with file_store.lock():
+        file_store.save(fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="older"))
     again = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
     assert "kept 1" in again.stdout  # what the target has may be newer: not overwritten
+    assert JSONTokenStore(token_file).items() == []  # and the stale copy is gone from the file all the same
     for name, value in env.items():
         if name.startswith("TWITCH_"):
             monkeypatch.setenv(name, value)
