@@ -80,6 +80,7 @@ class TokenKeeper:
         validate_every: float | None = VALIDATE_EVERY,
     ) -> None:
         self.oauth = oauth
+        self.client_id = oauth.client_id
         self.validate_every = validate_every
         self._validate_retry_at = 0.0
         self.store = store
@@ -95,10 +96,6 @@ class TokenKeeper:
         # Picklable for process pools: a lock cannot cross, the next renewal makes one.
         return {**self.__dict__, "_flight": None}
 
-    @property
-    def client_id(self) -> str:
-        return self.oauth.client_id
-
     def stored(self) -> Token | None:
         """The stored token, from the store's cache: one ``stat`` while nothing changed."""
         return self.store.current(self.client_id, self.account)
@@ -113,10 +110,16 @@ class TokenKeeper:
         """The token to send now: the stored one, fetched first or renewed if known to be dead."""
         if self._unsaved is not None:
             self._save_unsaved()
-        token = self.stored()
+        token = self.store.current(self.client_id, self.account)
         if token is None:
             token = self.renew(None)
-        elif token.expires_at is not None and token.is_expired(_margin(token)) and self.renewable(token):
+        # This runs on every request: the cheap necessary condition first (no margin is above EXPIRY_MARGIN).
+        elif (
+            token.expires_at is not None
+            and tokens.now() >= token.expires_at - EXPIRY_MARGIN
+            and token.is_expired(_margin(token))
+            and self.renewable(token)
+        ):
             try:
                 return self.renew(token.access_token)
             except TokenRefreshError as exc:
