@@ -443,10 +443,10 @@ class TwitchAuth(AuthBase):
         replayed = r.connection.send(prep, **kwargs)  # the adapter runs no hooks: no second replay
         replayed.history.append(r)
         replayed.request = prep
-        # If the replay redirects, requests follows it with a copy of the
-        # original request: give it the new token, or strip it off-origin.
-        r.request.headers["Authorization"] = prep.headers["Authorization"]
         if replayed.is_redirect:
+            # requests follows it with a copy of the original request: give
+            # that the new token, or strip its credentials off the origin.
+            r.request.headers["Authorization"] = prep.headers["Authorization"]
             self._drop_credentials_if_leaving(replayed, r.request)
         return replayed
 
