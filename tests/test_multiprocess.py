@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from requests_twitch import JSONTokenStore, Token, TokenStoreError
+from requests_twitch import JSONTokenStore, RedisTokenStore, Token, TokenStoreError
 from requests_twitch.flows import OAuthClient
 from requests_twitch.testing import FakeTwitch
 
@@ -30,16 +30,22 @@ def config(fake: FakeTwitch, token_file: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("where", ["file", "redis"])
 def test_a_herd_of_processes_and_threads_refreshes_exactly_once(
-    fake_twitch: FakeTwitch, token_file: Path, workers: Workers
+    fake_twitch: FakeTwitch, token_file: Path, workers: Workers, where: str, request: pytest.FixtureRequest
 ) -> None:
     """8 processes x 4 threads hit a token expired server side at once, with
-    single-use refresh tokens and a 50 ms token endpoint: Twitch sees one refresh."""
+    single-use refresh tokens and a 50 ms token endpoint: Twitch sees one refresh,
+    whether the processes share the token file or a Redis."""
     fake_twitch.token_delay = 0.05
     user = fake_twitch.issue_user_token()
+    redis: dict[str, Any] = {}
+    if where == "redis":
+        redis = {"redis_url": request.getfixturevalue("redis_url"),
+                 "redis_prefix": request.getfixturevalue("redis_prefix")}
     workers.start(
         8, **config(fake_twitch, token_file, access_token=user.access_token, refresh_token=user.refresh_token,
-                    threads=4, requests=5)
+                    threads=4, requests=5, **redis)
     )
     workers.wait_ready()
     fake_twitch.expire_tokens()
@@ -48,8 +54,10 @@ def test_a_herd_of_processes_and_threads_refreshes_exactly_once(
     assert [s for r in results for s in [r["warm"], *r["statuses"]]] == [200] * (8 * 21)
     assert fake_twitch.calls["refresh_token"] == 1
     assert fake_twitch.grants_revoked == 0
-    stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    store = RedisTokenStore(redis["redis_url"], prefix=redis["redis_prefix"]) if redis else JSONTokenStore(token_file)
+    stored = store.load(fake_twitch.client_id, "user")
     assert stored is not None and stored.access_token != user.access_token
+    assert token_file.exists() is (where == "file")  # nothing of it in the file when on Redis
 
 
 def test_an_app_token_fetched_by_one_process_is_reused_by_the_next(

@@ -17,28 +17,8 @@ import requests
 from requests_twitch import JSONTokenStore, RedisTokenStore, Token, TokenStoreError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
-from _procs import DEADLINE, Workers
+from _procs import DEADLINE
 from conftest import start_redis
-
-
-def test_a_herd_of_processes_on_redis_refreshes_exactly_once(
-    fake_twitch: FakeTwitch, token_file: Path, workers: Workers, redis_url: str, redis_prefix: str
-) -> None:
-    fake_twitch.token_delay = 0.05
-    user = fake_twitch.issue_user_token()
-    workers.start(
-        8, client_id=fake_twitch.client_id, client_secret=fake_twitch.client_secret, token_file=str(token_file),
-        redis_url=redis_url, redis_prefix=redis_prefix, id_url=fake_twitch.id_url, api_url=fake_twitch.api_url,
-        access_token=user.access_token, refresh_token=user.refresh_token, threads=4, requests=5,
-    )
-    workers.wait_ready()
-    fake_twitch.expire_tokens()
-    results = workers.go()
-    assert [r["errors"] for r in results] == [[]] * 8
-    assert [s for r in results for s in [r["warm"], *r["statuses"]]] == [200] * (8 * 21)
-    assert fake_twitch.calls["refresh_token"] == 1
-    assert fake_twitch.grants_revoked == 0
-    assert not token_file.exists()  # everything went through Redis
 
 
 HOLD = textwrap.dedent(
