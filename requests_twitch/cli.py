@@ -120,7 +120,8 @@ def _auth(args: argparse.Namespace, default_account: str | None = None) -> Twitc
     if not (overrides.get("client_id") or os.environ.get("TWITCH_CLIENT_ID")):
         raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
     auth = TwitchAuth.from_env(**overrides, account=args.account or default_account or "user")
-    if not args.account and default_account is None and auth.store.load(auth.client_id, "user") is None:
+    seeded = os.environ.get("TWITCH_ACCESS_TOKEN") or os.environ.get("TWITCH_REFRESH_TOKEN")
+    if not args.account and default_account is None and not seeded and auth.store.load(auth.client_id, "user") is None:
         # No user logged in: use the app token, rather than store one as account "user".
         auth = TwitchAuth.from_env(**overrides, account="app")
     return auth

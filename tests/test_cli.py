@@ -186,3 +186,13 @@ def test_without_a_login_the_command_uses_the_app_token_and_leaves_user_alone(
     got = cli(env, "get", "games/top")
     assert got.returncode == 0
     assert [key for key, _ in JSONTokenStore(token_file).items()] == [(fake_twitch.client_id, "app")]
+
+
+def test_a_user_token_seeded_from_the_environment_is_used_as_user(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    user = fake_twitch.issue_user_token(login="seeded")
+    seeded = {**env, "TWITCH_ACCESS_TOKEN": user.access_token, "TWITCH_REFRESH_TOKEN": user.refresh_token or ""}
+    got = cli(seeded, "get", "users")
+    assert got.returncode == 0 and '"login": "seeded"' in got.stdout
+    assert [key for key, _ in JSONTokenStore(token_file).items()] == [(fake_twitch.client_id, "user")]
