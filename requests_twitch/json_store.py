@@ -143,7 +143,7 @@ class JSONTokenStore(TokenStore):
         try:
             # O_NOFOLLOW: a link is followed only once, when the store is
             # made, and only if this user owns it (see _resolve).
-            with open(os.open(self.path, os.O_RDONLY | _O_NOFOLLOW), "rb") as f:
+            with open(_open_for_reading(self.path), "rb") as f:
                 self._check_owner_and_mode(os.fstat(f.fileno()))
                 raw = f.read()
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
@@ -264,7 +264,7 @@ class JSONTokenStore(TokenStore):
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            _replace(tmp, self.path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -379,6 +379,34 @@ def _fsync_folder(folder: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_WINDOWS = os.name == "nt"
+_WINDOWS_RETRIES = 20  # x 50 ms: about a second (persistence.md §3, bpo-46003)
+
+
+def _replace(source: str, target: str) -> None:
+    """``os.replace``, retried on Windows, where it fails while a reader has the target open."""
+    for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
+                raise
+            time.sleep(0.05)
+
+
+def _open_for_reading(path: str) -> int:
+    """Open without following a link; on Windows, retried while a writer is replacing the file."""
+    for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
+        try:
+            return os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+        except PermissionError:
+            if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _filelock_timeout() -> type[Exception]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import requests_twitch.json_store as json_store_module
 import requests_twitch.store as store_module
 
 from requests_twitch import (
@@ -315,3 +316,32 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file:
         release.set()
         thread.join(10)
     assert JSONTokenStore(token_file).load(CID, "user") == Token("from the child")
+
+
+@pytest.mark.parametrize("windows, saved", [(True, True), (False, False)])
+def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
+    token_file: Path, monkeypatch: pytest.MonkeyPatch, windows: bool, saved: bool
+) -> None:
+    """Windows refuses os.replace onto a file another process has open (bpo-46003); it cannot run here,
+    so its refusal is simulated: twice, then the reader has closed the file."""
+    store = JSONTokenStore(token_file)
+    save(store, "user", Token("old"))
+    refusals = [PermissionError(13, "Access is denied")] * 2
+    real_replace = os.replace
+
+    def replace(source: str, target: str) -> None:
+        if refusals:
+            raise refusals.pop()
+        real_replace(source, target)
+
+    monkeypatch.setattr(json_store_module, "_WINDOWS", windows)
+    monkeypatch.setattr(json_store_module.os, "replace", replace)
+    monkeypatch.setattr(json_store_module.time, "sleep", lambda seconds: None)
+    if saved:
+        save(store, "user", Token("new"))
+    else:  # elsewhere a refusal is a real error, reported as such
+        with pytest.raises(TokenStoreError, match="cannot write"):
+            save(store, "user", Token("new"))
+    monkeypatch.undo()
+    assert JSONTokenStore(token_file).load(CID, "user") == Token("new" if saved else "old")
+    assert sorted(p.name for p in token_file.parent.iterdir()) == ["tokens.json", "tokens.json.lock"]
