@@ -311,10 +311,14 @@ class TokenKeeper:
                 return
             failed, token = self._unsaved
             stored = self.store.load(self.client_id, self.account)
-            if stored is None or stored.access_token == failed:
+            moved_on = stored is not None and stored.access_token != failed
+            if not moved_on:
                 self._save(failed, token)
             self._unsaved = None
-        log.info("saved the renewed token of account %r that the store had refused", self.account)
+        if moved_on:
+            log.info("dropped the unsaved token of account %r: the store has a newer one", self.account)
+        else:
+            log.info("saved the renewed token of account %r that the store had refused", self.account)
 
     def _flight_lock(self) -> threading.Lock:
         # Per process: a lock inherited across fork() may be held by a thread
