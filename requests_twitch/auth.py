@@ -219,16 +219,14 @@ class TwitchAuth(AuthBase):
             "api_url": "TWITCH_API_URL",
         }
         kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
-        if os.environ.get("TWITCH_TOKEN_STORE") and "token_file" not in overrides:
+        if "store" in overrides:
+            kwargs.pop("token_file", None)
+        elif "token_file" not in overrides and os.environ.get("TWITCH_TOKEN_STORE"):
             kwargs.pop("token_file", None)
             kwargs["store"] = open_store(os.environ["TWITCH_TOKEN_STORE"])
         kwargs.update(overrides)
         if not kwargs.get("client_id"):
             raise TwitchAuthError("TWITCH_CLIENT_ID is not set: export your application's client id.")
-        if "store" in overrides:
-            kwargs.pop("token_file", None)
-        elif "token_file" in overrides:
-            kwargs.pop("store", None)
         client_id = kwargs.pop("client_id")
         client_secret = kwargs.pop("client_secret", None)
         return cls(client_id, client_secret, **kwargs)

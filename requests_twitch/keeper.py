@@ -111,12 +111,13 @@ class TokenKeeper:
         if self._unsaved is not None:
             self._save_unsaved()
         token = self.store.current(self.client_id, self.account)
+        now = tokens.now()  # this runs on every request: one clock read serves both checks
         if token is None:
             token = self.renew(None)
-        # This runs on every request: the cheap necessary condition first (no margin is above EXPIRY_MARGIN).
+        # The cheap necessary condition first: no margin is above EXPIRY_MARGIN.
         elif (
             token.expires_at is not None
-            and tokens.now() >= token.expires_at - EXPIRY_MARGIN
+            and now >= token.expires_at - EXPIRY_MARGIN
             and token.is_expired(_margin(token))
             and self.renewable(token)
         ):
@@ -126,7 +127,7 @@ class TokenKeeper:
                 # Twitch, not the clock, decides whether it is dead: send it as it is.
                 log.warning("could not renew the expiring token of account %r (%s); sending it", self.account, exc)
                 return token
-        if self._validation_due(token) and time.monotonic() >= self._validate_retry_at:
+        if self._validation_due(token, now) and time.monotonic() >= self._validate_retry_at:
             try:
                 token, _ = self.validate(token)
             except TwitchAuthError as exc:  # the request goes on; Twitch's 401, if any, is handled there
@@ -134,9 +135,9 @@ class TokenKeeper:
                 self._validate_retry_at = time.monotonic() + 60
         return token
 
-    def _validation_due(self, token: Token) -> bool:
+    def _validation_due(self, token: Token, now: float) -> bool:
         every = self.validate_every
-        return every is not None and (token.validated_at is None or tokens.now() - token.validated_at >= every)
+        return every is not None and (token.validated_at is None or now - token.validated_at >= every)
 
     def validate(self, token: Token, *, force: bool = False) -> tuple[Token, dict[str, Any] | None]:
         """Check the stored token at ``/validate`` if it is due (or ``force``), once for all processes.
@@ -156,7 +157,7 @@ class TokenKeeper:
             stored = self.store.load(self.client_id, self.account)
             if stored is None:
                 return token, None
-            if not force and (stored.access_token != token.access_token or not self._validation_due(stored)):
+            if not force and (stored.access_token != token.access_token or not self._validation_due(stored, tokens.now())):
                 return stored, None
             answer = self.oauth.validate(stored.access_token)
             if answer is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -9,6 +10,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -31,6 +33,28 @@ CID = "client"
 def save(store: TokenStore, account: str, token: Token, client_id: str = CID) -> None:
     with store.lock():
         store.save(client_id, account, token)
+
+
+@contextlib.contextmanager
+def held_in_another_thread(store: TokenStore) -> Iterator[threading.Event]:
+    """The store's lock, held by another thread until the yielded event is set (or the block ends)."""
+    held, release, got = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with store.lock() as acquired:
+            got.append(acquired)
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert got == [True]  # a blocking lock() yields True once held
+        yield release
+    finally:
+        release.set()
+        thread.join(10)
 
 
 @pytest.fixture(params=["json", "memory", "redis"])
@@ -183,26 +207,13 @@ def test_a_folder_at_the_path_is_a_clear_error(token_file: Path) -> None:
 
 def test_a_lock_held_elsewhere_times_out_with_a_typed_error(token_file: Path) -> None:
     holder, waiter = JSONTokenStore(token_file), JSONTokenStore(token_file, lock_timeout=0.2)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with holder.lock():
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with held_in_another_thread(holder):
         started = time.monotonic()
         with pytest.raises(TokenStoreError, match="lock") as info:
             with waiter.lock():
                 pass
         assert time.monotonic() - started < 5
         assert info.value.path == str(token_file)
-    finally:
-        release.set()
-        thread.join(10)
 
 
 def test_threads_do_not_lose_each_others_accounts(token_file: Path) -> None:
@@ -238,27 +249,14 @@ def test_repr_names_the_path(token_file: Path) -> None:
 
 
 def test_a_non_blocking_attempt_yields_false_while_another_holds_the_lock(store: TokenStore) -> None:
-    held, release, results = threading.Event(), threading.Event(), []
-
-    def hold() -> None:
-        with store.lock() as got:
-            results.append(got)
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(10)
+    results = []
+    with held_in_another_thread(store):
         with store.lock(blocking=False) as got:
             results.append(got)
-    finally:
-        release.set()
-        thread.join(10)
     with store.lock(blocking=False) as got:
         results.append(got)
         store.save(CID, "user", Token("a"))  # held for real
-    assert results == [True, False, True]
+    assert results == [False, True]
 
 
 def test_an_unchanged_version_is_trusted_for_a_second_at_most(
@@ -285,17 +283,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file:
     """multiprocessing's fork start method copies a lock held by another thread into the child."""
     store = JSONTokenStore(token_file)
     save(store, "user", Token("a"))
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with store.lock():
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with held_in_another_thread(store) as release:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: this is the point
             pid = os.fork()
@@ -312,9 +300,6 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file:
         release.set()  # the parent lets go of the file lock; the child gets it
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    finally:
-        release.set()
-        thread.join(10)
     assert JSONTokenStore(token_file).load(CID, "user") == Token("from the child")
 
 
