@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 
 from .auth import TwitchAuth
+from .credentials import TwitchCredentials
 from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .login import parse_implicit_redirect
-from .redis_store import RedisTokenStore
-from .session import TwitchSession
-from .json_store import JSONTokenStore
-from .store import MemoryTokenStore, TokenStore
+from .session import RateLimit, TwitchSession
+from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
 from .token import Token
 
 __version__ = "0.1.0.dev0"
@@ -28,6 +27,7 @@ __all__ = [
     "InsecureTokenFileWarning",
     "JSONTokenStore",
     "MemoryTokenStore",
+    "RateLimit",
     "RedisTokenStore",
     "Token",
     "TokenRefreshError",
@@ -35,8 +35,11 @@ __all__ = [
     "TokenStoreError",
     "TwitchAuth",
     "TwitchAuthError",
+    "TwitchCredentials",
     "TwitchSession",
     "__version__",
+    "move_tokens",
+    "open_store",
     "parse_implicit_redirect",
 ]
 

@@ -3,12 +3,13 @@
 The path of a token, from the store to the ``Authorization`` header:
 
 1. ``__call__`` checks that the request goes to the Twitch API origin, takes
-   the current token from the store (one ``stat``, no lock, no parse), and
-   registers :meth:`TwitchAuth._handle_response` on the request.
+   the token from its :class:`~requests_twitch.TwitchCredentials` (one
+   ``stat`` of the store, no lock, no parse), and registers
+   :meth:`TwitchAuth.handle_401` and :meth:`TwitchAuth.handle_redirect`.
 2. On a 401, :func:`decide` (pure) says whether to leave it, adopt a token
    another process already saved, or renew.
-3. :class:`~requests_twitch.keeper.TokenKeeper` renews it: a single flight
-   across threads and processes (see keeper.py).
+3. The credentials renew it: a single flight across threads and processes
+   (keeper.py, docs/single-flight.md).
 4. The request is replayed once, on the same connection, with the 401 kept in
    ``response.history`` (the recipe of requests' ``HTTPDigestAuth``).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -30,22 +31,17 @@ from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
-from .exceptions import TwitchAuthError
-from .flows import DEFAULT_API_URL, DEFAULT_ID_URL, OAuthClient
-from . import login
-from .keeper import VALIDATE_EVERY, TokenKeeper, with_validation
-from .login import Prompt
-from .json_store import JSONTokenStore
-from .redis_store import open_store
-from .store import TokenStore
+from .credentials import TwitchCredentials
+from .oauth import DEFAULT_API_URL
 from .token import Token
 
-__all__ = ["Action", "TwitchAuth", "decide", "default_token_file"]
+__all__ = ["Action", "TwitchAuth", "decide"]
 
 log = logging.getLogger(__name__)
 
-# Helix 401 messages that a new token cannot cure (twitch-facts §7.2): spending
-# a single-use refresh token on them would only risk the grant.
+# Helix 401 messages that a new token cannot cure
+# (docs/twitch.md#helix-401-messages): spending a single-use refresh token on
+# them would only risk the grant.
 INCURABLE_401_MESSAGES = (
     "missing scope",
     "client id and oauth token do not match",
@@ -90,20 +86,6 @@ def decide(
     return Action.RENEW
 
 
-def default_token_file() -> str:
-    """The token file used when none is given: ``$TWITCH_TOKEN_FILE``, else a per-user config file.
-
-    On Linux that is ``$XDG_CONFIG_HOME/requests-twitch/tokens.json``
-    (``~/.config/...``); platformdirs picks the right folder elsewhere.
-    """
-    from_env = os.environ.get("TWITCH_TOKEN_FILE")
-    if from_env:
-        return from_env
-    import platformdirs
-
-    return os.path.join(platformdirs.user_config_dir("requests-twitch", appauthor=False), "tokens.json")
-
-
 def _origin(url: str) -> tuple[str, str, int | None] | None:
     try:
         parts = urlsplit(url)
@@ -117,77 +99,49 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
 
 
 class TwitchAuth(AuthBase):
-    """Authenticate requests to the Twitch API, refreshing the token when Twitch says it died.
+    """Authenticate requests to the Twitch API, renewing the token when Twitch says it died.
 
     Attaches ``Authorization: Bearer <token>`` and ``Client-Id`` to requests
     for the origin of ``api_url`` only; other requests go out untouched. On a
-    401 that a new token can cure, renews the token once across every thread
-    and process sharing the store, and replays the request once.
+    401 that a new token can cure, the credentials renew the token once
+    across every thread and process sharing their store, and the request is
+    replayed once.
 
     Args:
-        client_id: the application's client id.
-        client_secret: its secret; None for a public client. With a secret
-            and no user token, an app token is fetched on first use.
-        access_token: a user access token to seed the store with; written
-            only if the account's slot is empty (a stored token is newer).
-        refresh_token: the refresh token that goes with ``access_token``
-            (alone, it is traded for an access token on first use).
-        scopes: scopes asked for with an app token; the seed's scopes.
-        token_file: the shared JSON file; default :func:`default_token_file`.
-        store: any :class:`~requests_twitch.TokenStore`, instead of a file.
-        account: which token of this client in the store; default ``"user"``
-            with a seed, else ``"app"``.
-        on_refresh: ``on_refresh(old, new)``, called with two Tokens after a
-            renewal has been saved, only in the process that renewed.
-        id_url: the OAuth base URL, for FakeTwitch or a proxy.
+        client_id: the application's client id, to build
+            :class:`~requests_twitch.TwitchCredentials` with ``client_secret``
+            and ``credential_kwargs`` (any of its keyword arguments).
+        credentials: existing credentials to use instead.
         api_url: the Helix base URL; its origin is the only one that gets
             credentials.
-        validate_every: seconds between checks of the token at Twitch's
-            ``/validate`` (Twitch requires one at start and hourly); one check
-            serves every process sharing the store. None turns them off.
 
     Example:
         ::
 
             auth = TwitchAuth("my-client-id", "my-client-secret")
             requests.get("https://api.twitch.tv/helix/games/top", auth=auth)
+
+            # or, with credentials a person logged in once:
+            auth = TwitchAuth(credentials=TwitchCredentials("my-client-id", account="bot"))
     """
 
     def __init__(
         self,
-        client_id: str,
+        client_id: str | None = None,
         client_secret: str | None = None,
         *,
-        access_token: str | None = None,
-        refresh_token: str | None = None,
-        scopes: tuple[str, ...] | list[str] | None = None,
-        token_file: str | os.PathLike[str] | None = None,
-        store: TokenStore | None = None,
-        account: str | None = None,
-        on_refresh: Callable[[Token, Token], object] | None = None,
-        id_url: str = DEFAULT_ID_URL,
+        credentials: TwitchCredentials | None = None,
         api_url: str = DEFAULT_API_URL,
-        validate_every: float | None = VALIDATE_EVERY,
+        **credential_kwargs: Any,
     ) -> None:
-        if not isinstance(client_id, str) or not client_id:
-            raise ValueError("client_id must be a non-empty string")
-        if store is not None and token_file is not None:
-            raise TypeError("pass token_file or store, not both")
-        self.client_id = client_id
+        if credentials is None:
+            if client_id is None:
+                raise TypeError("TwitchAuth needs a client_id, or credentials=TwitchCredentials(...)")
+            credentials = TwitchCredentials(client_id, client_secret, **credential_kwargs)
+        elif client_id is not None or client_secret is not None or credential_kwargs:
+            raise TypeError("pass either credentials= or the TwitchCredentials arguments, not both")
+        self.credentials = credentials
         self.api_url = api_url.rstrip("/")
-        seeded = access_token is not None or refresh_token is not None
-        scopes = tuple(scopes or ())
-        self._keeper = TokenKeeper(
-            OAuthClient(client_id, client_secret, id_url=id_url),
-            store if store is not None else JSONTokenStore(token_file or default_token_file()),
-            account or ("user" if seeded else "app"),
-            seed=None if access_token is None else Token(access_token, refresh_token=refresh_token, scopes=scopes),
-            seed_refresh=refresh_token,
-            scopes=scopes,
-            on_refresh=on_refresh,
-            validate_every=validate_every,
-        )
-        self._account_given = account is not None
         origin = _origin(self.api_url)
         if origin is None or origin[0] not in ("http", "https") or not origin[1]:
             raise ValueError("api_url must be an http(s) URL")
@@ -201,223 +155,71 @@ class TwitchAuth(AuthBase):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> TwitchAuth:
-        """Build a TwitchAuth from ``TWITCH_CLIENT_ID``, ``TWITCH_CLIENT_SECRET``,
-        ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN``, ``TWITCH_TOKEN_FILE``,
-        ``TWITCH_ID_URL`` and ``TWITCH_API_URL``; ``TWITCH_TOKEN_STORE`` (a
-        ``redis://`` URL) selects a :class:`RedisTokenStore` instead of the file.
+        """Build a TwitchAuth from the environment: :meth:`TwitchCredentials.from_env` and ``TWITCH_API_URL``.
 
-        Keyword arguments override the environment and pass any other
-        TwitchAuth argument.
+        Keyword arguments override the environment: ``api_url``, and either
+        ``credentials`` or any argument of :class:`~requests_twitch.TwitchCredentials`.
         """
-        env = {
-            "client_id": "TWITCH_CLIENT_ID",
-            "client_secret": "TWITCH_CLIENT_SECRET",
-            "access_token": "TWITCH_ACCESS_TOKEN",
-            "refresh_token": "TWITCH_REFRESH_TOKEN",
-            "token_file": "TWITCH_TOKEN_FILE",
-            "id_url": "TWITCH_ID_URL",
-            "api_url": "TWITCH_API_URL",
-        }
-        kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
-        if "store" in overrides:
-            kwargs.pop("token_file", None)
-        elif "token_file" not in overrides and os.environ.get("TWITCH_TOKEN_STORE"):
-            kwargs.pop("token_file", None)
-            kwargs["store"] = open_store(os.environ["TWITCH_TOKEN_STORE"])
-        kwargs.update(overrides)
-        if not kwargs.get("client_id"):
-            raise TwitchAuthError("TWITCH_CLIENT_ID is not set: export your application's client id.")
-        client_id = kwargs.pop("client_id")
-        client_secret = kwargs.pop("client_secret", None)
-        return cls(client_id, client_secret, **kwargs)
+        api_url = overrides.pop("api_url", None) or os.environ.get("TWITCH_API_URL") or DEFAULT_API_URL
+        credentials = overrides.pop("credentials", None)
+        if credentials is None:
+            credentials = TwitchCredentials.from_env(**overrides)
+        elif overrides:
+            raise TypeError("pass either credentials= or the TwitchCredentials arguments, not both")
+        return cls(credentials=credentials, api_url=api_url)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(client_id={self.client_id!r}, account={self.account!r}, store={self.store!r})"
-
-    # -- the public surface ------------------------------------------------
-
-    @property
-    def store(self) -> TokenStore:
-        """Where the token lives."""
-        return self._keeper.store
-
-    @property
-    def account(self) -> str:
-        """Which token of this client in the store."""
-        return self._keeper.account
-
-    @property
-    def on_refresh(self) -> Callable[[Token, Token], object] | None:
-        """Called as ``on_refresh(old, new)`` after a renewal was saved, in the renewing process."""
-        return self._keeper.on_refresh
-
-    @on_refresh.setter
-    def on_refresh(self, callback: Callable[[Token, Token], object] | None) -> None:
-        self._keeper.on_refresh = callback
-
-    @property
-    def token(self) -> Token:
-        """The current token, fetched or renewed first if needed."""
-        return self._keeper.for_request()
-
-    def refresh(self) -> Token:
-        """Force one renewal of the token, single flight across threads and processes.
-
-        If another process renews it at the same moment, its token is adopted
-        and Twitch is called once in all.
-        """
-        current = self._keeper.stored() or self._keeper.renew(None)  # an empty slot gets its first token
-        return self._keeper.renew(current.access_token)
-
-    # -- getting a first token (the flows live in login.py and flows.py) ----------
-
-    def login_app(self, scopes: Iterable[str] = ()) -> Token:
-        """Fetch an app token with the client-credentials grant and store it (needs the secret)."""
-        return self._store_login(self._keeper.oauth.client_credentials(tuple(scopes)), kind="app")
-
-    def login_device(self, scopes: Iterable[str] = (), *, prompt: Prompt | None = None) -> Token:
-        """Log a user in with Twitch's device code flow, and store the token.
-
-        ``prompt`` (default: print to stderr) is called once with the text to
-        show the user: the verification URL and the user code. Blocks until
-        the user approves, refuses, or the code expires. The flow for cron
-        jobs, SSH and remote notebooks, and the only one for public clients.
-        """
-        return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
-
-    def authorize_url(
-        self,
-        scopes: Iterable[str],
-        redirect_uri: str,
-        *,
-        state: str | None = None,
-        force_verify: bool = False,
-        response_type: str = "code",
-        nonce: str | None = None,
-    ) -> str:
-        """The URL of Twitch's authorize page, for the code (``"code"``), implicit (``"token"``) or OIDC flow."""
-        return login.authorize_url(
-            self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify,
-            response_type=response_type, nonce=nonce,
-        )
-
-    def exchange_code(self, code: str, redirect_uri: str) -> Token:
-        """Trade the authorization code of a redirect for a user token, and store it."""
-        return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri))
-
-    def exchange_redirect(self, redirect_url: str, redirect_uri: str, *, state: str | None = None) -> Token:
-        """Like :meth:`exchange_code`, from the whole URL Twitch redirected to (pasted from a browser).
-
-        Checks ``state`` when given, and reports a refusal (``access_denied``) clearly.
-        """
-        return self.exchange_code(login.code_from_redirect(redirect_url, state), redirect_uri)
-
-    def login_browser(
-        self, scopes: Iterable[str] = (), *, port: int = 0, open_browser: bool = True, prompt: Prompt | None = None
-    ) -> Token:
-        """Log a user in through a browser, with the redirect served on ``http://localhost:PORT/``.
-
-        ``port`` 0 picks a free port; the app must have that redirect URL
-        registered. ``prompt`` gets the authorize URL (default: printed to
-        stderr); a browser is opened too when ``open_browser`` and there is
-        one. The server listens on the loopback interface only, and the
-        redirect's ``state`` must match the one sent.
-        """
-        from .loopback import wait_for_redirect  # http.server and webbrowser: only when logging in
-
-        url, redirect_uri, state = wait_for_redirect(
-            self._keeper.oauth, scopes, port=port, open_browser=open_browser, prompt=prompt or login.print_to_stderr
-        )
-        return self.exchange_redirect(url, redirect_uri, state=state)
-
-    def validate(self) -> dict[str, Any]:
-        """Check the token at Twitch's ``/validate`` now, and return Twitch's answer.
-
-        What Twitch says (login, user id, scopes, remaining lifetime) is
-        recorded in the store. A token Twitch calls dead is renewed first.
-        """
-        token, answer = self._keeper.validate(self._keeper.stored() or self._keeper.for_request(), force=True)
-        if answer is None:  # it was dead and has been renewed: check the new one
-            token, answer = self._keeper.validate(token, force=True)
-        if answer is None:
-            raise TwitchAuthError(f"Twitch calls the token of account {self.account!r} invalid even after renewing it.")
-        return answer
-
-    def revoke(self) -> None:
-        """Revoke the token at Twitch and remove it from the store."""
-        token = self._keeper.stored()
-        if token is None:
-            return
-        self._keeper.oauth.revoke(token.access_token)  # first: if Twitch refuses, the token stays where it was
-        self._keeper.forget()
-
-    def logout(self) -> bool:
-        """Remove the token from the store without calling Twitch; False if there was none."""
-        return self._keeper.forget() is not None
-
-    def _store_login(self, token: Token, kind: str = "user") -> Token:
-        if not self._account_given:
-            # TwitchAuth("id", "secret").login_device() logs a user in: from
-            # now on this auth uses that user's token, in account "user".
-            self._keeper.account = kind
-        if kind == "user":
-            try:
-                answer = self._keeper.oauth.validate(token.access_token)  # who logged in, which scopes
-            except TwitchAuthError as exc:  # the token is good all the same: never lose it for this
-                log.warning("could not ask Twitch who logged in (%s); storing the token without it", exc)
-                answer = None
-            if answer is not None:
-                token = with_validation(token, answer)
-        self._keeper.put(token)
-        log.info("stored the new %s token of client %r, account %r", kind, self.client_id, self.account)
-        return token
+        return f"{type(self).__name__}(credentials={self.credentials!r}, api_url={self.api_url!r})"
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._is_api(r.url):
             return r
-        token = self._keeper.for_request()
-        r.headers["Authorization"] = f"Bearer {token.access_token}"  # capital B: Helix rejects "bearer"
-        r.headers["Client-Id"] = self.client_id
-        r.register_hook("response", self._handle_response)
+        credentials = self.credentials
+        r.headers["Authorization"] = f"Bearer {credentials.token.access_token}"  # capital B: Helix rejects "bearer"
+        r.headers["Client-Id"] = credentials.client_id
+        r.register_hook("response", self.handle_401)
+        r.register_hook("response", self.handle_redirect)
         return r
 
-    # -- per request ---------------------------------------------------------
+    # -- the response hooks (per request: nothing is kept on self) ---------------
+
+    def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        """On a 401 from the API that a new token can cure, renew the token (or adopt a newer one) and replay once."""
+        if r.status_code != 401:  # the per-response path: one comparison
+            return r
+        if not self._is_api(r.request.url):
+            return r
+        credentials = self.credentials
+        sent = _sent_token(r.request)
+        stored = credentials.stored_token()
+        action = decide(r.status_code, _twitch_message(r), sent, stored, credentials.renewable(stored))
+        if action is Action.RETURN:
+            return r
+        if action is Action.ADOPT and stored is not None:
+            log.debug("adopting the token saved meanwhile for account %r", credentials.account)
+            token = stored
+        else:
+            token = credentials.renew(sent)
+        return self._replay(r, token, **kwargs)
+
+    def handle_redirect(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        """On a redirect off the API origin, strip the credentials of the request requests will copy.
+
+        requests follows a redirect by copying the request it sent; it strips
+        Authorization on a host change but keeps Client-Id. Strip both before
+        the copy is made.
+        """
+        if r.is_redirect and self._is_api(r.request.url):
+            self._drop_credentials_if_leaving(r, r.request)
+        return r
 
     def _is_api(self, url: str | None) -> bool:
         if not url:
             return False
         return url.startswith(self._prefix) or _origin(url) == self._origin
 
-    def _handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        status, request = r.status_code, r.request
-        if status != 401 and not 300 <= status < 400:  # the per-response path: one comparison
-            return r
-        if not self._is_api(request.url):
-            return r
-        if r.is_redirect:
-            self._drop_credentials_if_leaving(r, request)
-            return r
-        if status != 401:
-            return r
-        sent = _sent_token(request)
-        stored = self._keeper.stored()
-        action = decide(r.status_code, _twitch_message(r), sent, stored, self._keeper.renewable(stored))
-        if action is Action.RETURN:
-            return r
-        if action is Action.ADOPT and stored is not None:
-            log.debug("adopting the token saved meanwhile for account %r", self.account)
-            token = stored
-        else:
-            token = self._keeper.renew(sent)
-        return self._replay(r, token, **kwargs)
-
     def _drop_credentials_if_leaving(self, r: requests.Response, followed: requests.PreparedRequest) -> None:
-        """Strip the credentials of ``followed`` if ``r`` redirects off the API origin.
-
-        requests follows a redirect by copying the request it sent (for a
-        replay: the original one); it strips Authorization on a host change
-        but keeps Client-Id. Strip both before the copy is made.
-        """
+        """Strip the credentials of ``followed`` if ``r`` redirects off the API origin."""
         target = urljoin(r.url, r.headers.get("location", ""))
         if not self._is_api(target):
             followed.headers.pop("Authorization", None)

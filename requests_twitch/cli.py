@@ -21,15 +21,14 @@ from typing import Any, Callable, Sequence
 
 import requests
 
-from . import demo
-from .auth import TwitchAuth, default_token_file
+from . import _clock
+from .auth import TwitchAuth
+from .credentials import TwitchCredentials
 from .exceptions import TwitchAuthError
 from .login import print_to_stderr
 from .session import TwitchSession
-from .json_store import JSONTokenStore
-from .redis_store import open_store
-from .store import TokenStore, move_tokens
-from .token import Token, now
+from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
+from .token import Token
 
 __all__ = ["main"]
 
@@ -106,55 +105,65 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=4, help="worker processes of the herd (default 4)")
     p.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
     p.add_argument("--requests", type=int, default=5, help="requests per thread (default 5)")
-    p.set_defaults(run=lambda args: demo.run(args.processes, args.threads, args.requests))
+    p.set_defaults(run=_demo)
     return parser
 
 
-def _auth(args: argparse.Namespace, default_account: str | None = None) -> TwitchAuth:
-    overrides: dict[str, Any] = {}
-    for name in ("client_id", "token_file", "id_url", "api_url"):
-        if getattr(args, name):
-            overrides[name] = getattr(args, name)
-    if args.store:
-        overrides["store"] = open_store(args.store)
-    if not (overrides.get("client_id") or os.environ.get("TWITCH_CLIENT_ID")):
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo  # the bundled fake Twitch: only for this command, never at start-up
+
+    return demo.run(args.processes, args.threads, args.requests)
+
+
+def _credentials(args: argparse.Namespace, default_account: str | None = None) -> TwitchCredentials:
+    client_id = args.client_id or os.environ.get("TWITCH_CLIENT_ID")
+    if not client_id:
         raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
-    auth = TwitchAuth.from_env(**overrides, account=args.account or default_account or "user")
-    seeded = os.environ.get("TWITCH_ACCESS_TOKEN") or os.environ.get("TWITCH_REFRESH_TOKEN")
-    if not args.account and default_account is None and not seeded and auth.store.load(auth.client_id, "user") is None:
+    store = _store(args)
+    account = args.account or default_account
+    if account is None:
+        seeded = os.environ.get("TWITCH_ACCESS_TOKEN") or os.environ.get("TWITCH_REFRESH_TOKEN")
         # No user logged in: use the app token, rather than store one as account "user".
-        auth = TwitchAuth.from_env(**overrides, account="app")
-    return auth
+        account = "user" if seeded or store.load(client_id, "user") is not None else "app"
+    overrides: dict[str, Any] = {"client_id": client_id, "store": store, "account": account}
+    if args.id_url:
+        overrides["id_url"] = args.id_url
+    return TwitchCredentials.from_env(**overrides)
+
+
+def _auth(args: argparse.Namespace) -> TwitchAuth:
+    return TwitchAuth.from_env(credentials=_credentials(args), api_url=args.api_url)
 
 
 def _login(args: argparse.Namespace) -> int:
     scopes = args.scopes.split()
-    auth = _auth(args, "app" if args.app else "user")
+    credentials = _credentials(args, "app" if args.app else "user")
     if args.app:
-        token = auth.login_app(scopes)
+        token = credentials.login_app(scopes)
     elif args.browser:
-        token = auth.login_browser(scopes, port=args.port, open_browser=not args.no_open)
+        token = credentials.login_browser(scopes, port=args.port, open_browser=not args.no_open)
     elif args.paste:
         state = secrets.token_urlsafe(16)
-        url = auth.authorize_url(scopes, args.redirect_uri, state=state)
+        url = credentials.authorize_url(scopes, args.redirect_uri, state=state)
         print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
-        token = auth.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, state=state)
+        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, state=state)
     else:
-        token = auth.login_device(scopes)
+        token = credentials.login_device(scopes)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
-    print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {auth.account!r} in {auth.store!r}")
+    print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {credentials.account!r} in {credentials.store!r}")
     return 0
 
 
 def _token(args: argparse.Namespace) -> int:
-    print(_auth(args).token.access_token)
+    print(_credentials(args).token.access_token)
     return 0
 
 
 def _store(args: argparse.Namespace) -> TokenStore:
-    if args.store or (os.environ.get("TWITCH_TOKEN_STORE") and not args.token_file):
-        return open_store(args.store or os.environ["TWITCH_TOKEN_STORE"])
-    return JSONTokenStore(args.token_file or default_token_file())
+    """--store, else --token-file, else what the environment names (open_store)."""
+    if args.token_file and not args.store:
+        return JSONTokenStore(args.token_file)
+    return open_store(args.store or None)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -174,7 +183,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    answer = _auth(args).validate()
+    answer = _credentials(args).validate()
     expires = answer.get("expires_in")
     print(f"valid: login {answer.get('login', '-')}, user id {answer.get('user_id', '-')},"
           f" scopes {answer.get('scopes') or []}, expires in {_duration(expires) if expires else 'never'}")
@@ -182,20 +191,21 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    auth = _auth(args)
-    auth.revoke()
-    print(f"revoked and forgot the token of account {auth.account!r}")
+    credentials = _credentials(args)
+    credentials.revoke()
+    print(f"revoked and forgot the token of account {credentials.account!r}")
     return 0
 
 
 def _logout(args: argparse.Namespace) -> int:
-    auth = _auth(args)
-    print(f"forgot the token of account {auth.account!r}" if auth.logout() else f"no token for account {auth.account!r}")
+    credentials = _credentials(args)
+    gone = credentials.logout()
+    print(f"forgot the token of account {credentials.account!r}" if gone else f"no token for account {credentials.account!r}")
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    source = JSONTokenStore(args.source or os.environ.get("TWITCH_TOKEN_FILE") or default_token_file())
+    source = JSONTokenStore(args.source or default_token_file())
     target = open_store(args.target)
     moved, kept = move_tokens(source, target, overwrite=args.overwrite)
     print(f"moved {moved} token(s) from {source!r} to {target!r}"
@@ -231,11 +241,11 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _expires_in(token: Token) -> str:
-    return "never/unknown" if token.expires_at is None else _duration(token.expires_at - now())
+    return "never/unknown" if token.expires_at is None else _duration(token.expires_at - _clock.now())
 
 
 def _ago(moment: float | None) -> str:
-    return "never" if moment is None else f"{_duration(now() - moment)} ago"
+    return "never" if moment is None else f"{_duration(_clock.now() - moment)} ago"
 
 
 def _duration(seconds: float) -> str:
@@ -246,6 +256,3 @@ def _duration(seconds: float) -> str:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from .auth import TwitchAuth
+from .credentials import TwitchCredentials
 from .session import TwitchSession
 from .testing import FakeTwitch
 
@@ -40,7 +41,8 @@ def run(processes: int = 4, threads: int = 4, requests_per_thread: int = 5) -> i
         checks.append(("one app token", twitch.calls["client_credentials"] == 1))
 
         print("\n2. A user logs in with the device code flow")
-        auth = TwitchAuth(twitch.client_id, twitch.client_secret, account="user", **common)
+        credentials = TwitchCredentials(twitch.client_id, twitch.client_secret, account="user",
+                                        token_file=token_file, id_url=twitch.id_url)
 
         def prompt(text: str) -> None:
             print(f"   {text}")
@@ -49,13 +51,13 @@ def run(processes: int = 4, threads: int = 4, requests_per_thread: int = 5) -> i
                 print("   (FakeTwitch approves it, as you would on twitch.tv/activate)")
                 twitch.approve_device(code.group(1))
 
-        token = auth.login_device(["chat:read"], prompt=prompt)
+        token = credentials.login_device(["chat:read"], prompt=prompt)
         print(f"   logged in as {token.login!r} (user id {token.user_id}), scopes {list(token.scopes)}")
         checks.append(("device login", token.login == "twitchdev"))
 
         print("\n3. The token dies server side; the next request renews it once and is replayed")
         twitch.expire_tokens()
-        r = requests.get(f"{twitch.api_url}/users", auth=auth)
+        r = requests.get(f"{twitch.api_url}/users", auth=TwitchAuth(credentials=credentials, api_url=twitch.api_url))
         print(f"   GET users -> {[h.status_code for h in r.history]} then {r.status_code};"
               f" refresh calls: {twitch.calls['refresh_token']}")
         checks.append(("401, refresh, replay", r.status_code == 200 and len(r.history) == 1))

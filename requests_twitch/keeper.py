@@ -1,12 +1,14 @@
-"""TokenKeeper: the current token of one account, renewed once per death across threads and processes.
+"""TokenKeeper: the single flight that renews the token of one account once per death.
 
-This is the single flight of ../shared/research/persistence.md §5. A token is
-renewed only by the holder of the store's lock, and only if the token that
-failed is still the stored one; whoever waits for the lock watches the store
-meanwhile and adopts the new token as soon as it appears, without the lock.
+A token is renewed only by the holder of the store's lock, and only if the
+token that failed is still the stored one; whoever waits for the lock watches
+the store meanwhile and adopts the new token as soon as it appears, without
+the lock (docs/single-flight.md).
 
-Three rules keep a single-use refresh token from being spent twice
-(twitchdev/issues#903):
+What the holder does under the lock is one pure decision, :func:`next_step`,
+of the stored token, the token that failed, the clock and what the
+credentials can do; the keeper only carries it out. Three rules keep a
+single-use refresh token from being spent twice (twitchdev/issues#903):
 
 - after "Invalid refresh token", look again: a token saved meanwhile wins;
 - after any failed renewal, the store records it, and nobody (no thread, no
@@ -19,40 +21,88 @@ Three rules keep a single-use refresh token from being spent twice
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import threading
-import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from . import token as tokens
+from . import _clock
 from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
-from .flows import OAuthClient
-from .store import TokenStore
+from .oauth import OAuthClient, with_validation
+from .stores import TokenStore
 from .token import Token
 
-__all__ = ["EXPIRY_MARGIN", "RETRY_AFTER", "VALIDATE_EVERY", "TokenKeeper"]
+__all__ = ["RETRY_AFTER", "Step", "TokenKeeper", "next_step"]
 
 log = logging.getLogger(__name__)
-
-EXPIRY_MARGIN = 60.0
-"""Seconds before ``expires_at`` at which a token is renewed before use.
-
-Twitch prefers reacting to 401s (tokens die early for many reasons), so this
-only spares one wasted round trip for a token known to be dead."""
 
 RETRY_AFTER = 60.0
 """Seconds after a failed renewal during which nobody tries that token again."""
 
-VALIDATE_EVERY = 3600.0
-"""Twitch requires apps to validate their tokens at start and hourly, and audits them."""
-
 _POLL = 0.005
 """How often a waiter looks at the store and tries the lock again."""
 
+OnRefresh = Callable[[Token, Token], object]
+
+
+class Step(enum.Enum):
+    """What the holder of the store's lock does; the answer of :func:`next_step`."""
+
+    ADOPT = "adopt"
+    """The stored token is not the one that failed: someone renewed it. Use it."""
+    PAUSE = "pause"
+    """Renewing this token failed moments ago: refuse for now, spend nothing."""
+    REFRESH = "refresh"
+    """Spend the stored refresh token for a new pair."""
+    MINT = "mint"
+    """Fetch a new app token with the client-credentials grant."""
+    SEED = "seed"
+    """Store the token the credentials were built with (the slot is empty)."""
+    SEED_REFRESH = "seed_refresh"
+    """Trade the refresh token the credentials were built with (the slot is empty)."""
+    LOGIN_REQUIRED = "login_required"
+    """No token can be had without a person: log in (again)."""
+
+
+def next_step(
+    stored: Token | None,
+    failed: str | None,
+    now: float,
+    *,
+    has_secret: bool,
+    has_seed: bool = False,
+    has_seed_refresh: bool = False,
+) -> Step:
+    """Decide what the lock holder does. Pure: no I/O, and the clock is an argument.
+
+    Args:
+        stored: the token in the store, read under the lock.
+        failed: the access token that failed (None: a first token is wanted).
+        now: the current time, in epoch seconds.
+        has_secret: the client has a secret (it can mint app tokens).
+        has_seed: a token was given to store in an empty slot.
+        has_seed_refresh: a refresh token was given to trade for an empty slot.
+    """
+    if stored is None:
+        if has_seed:
+            return Step.SEED
+        if has_seed_refresh:
+            return Step.SEED_REFRESH
+        return Step.MINT if has_secret else Step.LOGIN_REQUIRED
+    if stored.access_token != failed:
+        return Step.ADOPT
+    if stored.renew_failed_at is not None and now - stored.renew_failed_at < RETRY_AFTER:
+        return Step.PAUSE
+    if stored.refresh_token:
+        return Step.REFRESH
+    if stored.kind == "app" and has_secret:
+        return Step.MINT
+    return Step.LOGIN_REQUIRED
+
 
 class TokenKeeper:
-    """Keeps the token of one (client id, account) in a store: reads it, fetches it, renews it.
+    """Renews, validates and replaces the token of one (client id, account) in a store, once for everyone.
 
     Args:
         oauth: the calls to id.twitch.tv for the client.
@@ -63,8 +113,6 @@ class TokenKeeper:
         scopes: scopes for app tokens.
         on_refresh: called as ``on_refresh(old, new)`` after a renewal was
             saved, in this process only.
-        validate_every: seconds between checks of the token at Twitch's
-            ``/validate``, shared by every process of the store (None: never).
     """
 
     def __init__(
@@ -76,13 +124,9 @@ class TokenKeeper:
         seed: Token | None = None,
         seed_refresh: str | None = None,
         scopes: tuple[str, ...] = (),
-        on_refresh: Callable[[Token, Token], object] | None = None,
-        validate_every: float | None = VALIDATE_EVERY,
+        on_refresh: OnRefresh | None = None,
     ) -> None:
         self.oauth = oauth
-        self.client_id = oauth.client_id
-        self.validate_every = validate_every
-        self._validate_retry_at = 0.0
         self.store = store
         self.account = account
         self.scopes = scopes
@@ -96,94 +140,16 @@ class TokenKeeper:
         # Picklable for process pools: a lock cannot cross, the next renewal makes one.
         return {**self.__dict__, "_flight": None}
 
-    def stored(self) -> Token | None:
-        """The stored token, from the store's cache: one ``stat`` while nothing changed."""
-        return self.store.current(self.client_id, self.account)
-
     def renewable(self, token: Token | None) -> bool:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""
         if token is None:
             return self._seed is not None or self._seed_refresh is not None or self.oauth.has_secret
         return bool(token.refresh_token) or (token.kind == "app" and self.oauth.has_secret)
 
-    def for_request(self) -> Token:
-        """The token to send now: the stored one, fetched first or renewed if known to be dead."""
+    def save_unsaved(self) -> None:
+        """Save a renewed token the store refused earlier, if there is one; first thing on every path."""
         if self._unsaved is not None:
             self._save_unsaved()
-        token = self.store.current(self.client_id, self.account)
-        now = tokens.now()  # this runs on every request: one clock read serves both checks
-        if token is None:
-            token = self.renew(None)
-        # The cheap necessary condition first: no margin is above EXPIRY_MARGIN.
-        elif (
-            token.expires_at is not None
-            and now >= token.expires_at - EXPIRY_MARGIN
-            and token.is_expired(_margin(token))
-            and self.renewable(token)
-        ):
-            try:
-                return self.renew(token.access_token)
-            except TokenRefreshError as exc:
-                # Twitch, not the clock, decides whether it is dead: send it as it is.
-                log.warning("could not renew the expiring token of account %r (%s); sending it", self.account, exc)
-                return token
-        if self._validation_due(token, now) and time.monotonic() >= self._validate_retry_at:
-            try:
-                token, _ = self.validate(token)
-            except TwitchAuthError as exc:  # the request goes on; Twitch's 401, if any, is handled there
-                log.warning("could not validate the token of account %r (%s); trying again in a minute", self.account, exc)
-                self._validate_retry_at = time.monotonic() + 60
-        return token
-
-    def _validation_due(self, token: Token, now: float) -> bool:
-        every = self.validate_every
-        return every is not None and (token.validated_at is None or now - token.validated_at >= every)
-
-    def validate(self, token: Token, *, force: bool = False) -> tuple[Token, dict[str, Any] | None]:
-        """Check the stored token at ``/validate`` if it is due (or ``force``), once for all processes.
-
-        Under the store's lock: if another process renewed or validated the
-        token meanwhile, that is taken as it is. Otherwise Twitch is asked;
-        its answer fills in ``login``, ``user_id``, ``scopes`` and the expiry,
-        and is recorded with the time, so that the next check is an hour away
-        for every process sharing the store. A token Twitch calls dead is
-        renewed at once, under the same lock.
-
-        Returns the token to use, and Twitch's answer (None if not asked).
-        """
-        renewed: tuple[Token, Token] | None = None
-        answer = None
-        with self._flight_lock(), self.store.lock():
-            stored = self.store.load(self.client_id, self.account)
-            if stored is None:
-                return token, None
-            if not force and (stored.access_token != token.access_token or not self._validation_due(stored, tokens.now())):
-                return stored, None
-            answer = self.oauth.validate(stored.access_token)
-            if answer is None:
-                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
-                renewed, token = self._renew_held(stored.access_token)
-            else:
-                token = with_validation(stored, answer)
-                self._save(stored.access_token, token)
-        if renewed is not None and self.on_refresh is not None:
-            self.on_refresh(*renewed)
-        return token, answer
-
-    def put(self, token: Token) -> None:
-        """Store a token from a login, replacing what the account had."""
-        with self._flight_lock(), self.store.lock():
-            self._unsaved = None
-            self.store.save(self.client_id, self.account, token)
-
-    def forget(self) -> Token | None:
-        """Remove the account's token from the store; returns what it was."""
-        with self._flight_lock(), self.store.lock():
-            self._unsaved = None
-            token = self.store.load(self.client_id, self.account)
-            if token is not None:
-                self.store.delete(self.client_id, self.account)
-            return token
 
     def renew(self, failed: str | None) -> Token:
         """Replace the token whose access token is ``failed`` (None: get a first token).
@@ -194,48 +160,116 @@ class TokenKeeper:
         token, calls Twitch only if it is still the one that failed, and
         saves the result before releasing the lock.
         """
-        if self._unsaved is not None:
-            self._save_unsaved()
+        self.save_unsaved()
         renewed: tuple[Token, Token] | None = None
         with self._flight_lock():  # threads of this process queue in memory
-            deadline = time.monotonic() + self.store.lock_timeout
+            deadline = _clock.monotonic() + self.store.lock_timeout
             while True:
-                stored = self.stored()
+                stored = self.store.current(self.oauth.client_id, self.account)
                 if stored is not None and stored.access_token != failed:
                     return stored
                 with self.store.lock(blocking=False) as held:
                     if held:
                         renewed, token = self._renew_held(failed)
                         break
-                if time.monotonic() > deadline:
-                    raise TokenStoreError(
-                        f"{self.store!r}: could not take its lock within {self.store.lock_timeout:g} s;"
-                        " another process holds it (raise lock_timeout if renewals are slow here)."
-                    )
-                time.sleep(_POLL)
-        if renewed is not None and self.on_refresh is not None:
-            self.on_refresh(*renewed)
+                if _clock.monotonic() > deadline:
+                    raise self.store.timeout_error()
+                _clock.sleep(_POLL)
+        self._notify(renewed)
         return token
+
+    def validate(
+        self, token: Token, *, due: Callable[[Token], bool] | None
+    ) -> tuple[Token, Mapping[str, Any] | None]:
+        """Check the stored token at ``/validate``, once for all processes.
+
+        With ``due``, only if the stored token is still ``token`` and
+        ``due(stored)``: if another process renewed or validated it
+        meanwhile, that is taken as it is. With ``due=None``, the stored
+        token is checked whatever happened.
+
+        Under the store's lock, Twitch's answer fills in ``login``,
+        ``user_id``, ``scopes`` and the expiry, and is recorded with the
+        time, so that the next check is an hour away for every process
+        sharing the store. A token Twitch calls dead is renewed at once,
+        under the same lock.
+
+        Returns the token to use, and Twitch's answer (None if Twitch was not
+        asked, or called the token dead and it was renewed).
+        """
+        self.save_unsaved()
+        renewed: tuple[Token, Token] | None = None
+        answer = None
+        with self._flight_lock(), self.store.lock():
+            stored = self.store.load(self.oauth.client_id, self.account)
+            if stored is None:
+                return token, None
+            if due is not None and (stored.access_token != token.access_token or not due(stored)):
+                return stored, None
+            answer = self.oauth.validate(stored.access_token)
+            if answer is None:
+                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
+                renewed, token = self._renew_held(stored.access_token)
+            else:
+                token = with_validation(stored, answer)
+                self._save(stored.access_token, token)
+        self._notify(renewed)
+        return token, answer
+
+    def put(self, token: Token) -> None:
+        """Store a token from a login, replacing what the account had."""
+        with self._flight_lock(), self.store.lock():
+            self._unsaved = None
+            self.store.save(self.oauth.client_id, self.account, token)
+
+    def forget(self) -> Token | None:
+        """Remove the account's token from the store; returns what it was."""
+        with self._flight_lock(), self.store.lock():
+            self._unsaved = None
+            token = self.store.load(self.oauth.client_id, self.account)
+            if token is not None:
+                self.store.delete(self.oauth.client_id, self.account)
+            return token
 
     # -- under the store's lock ---------------------------------------------------
 
     def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
-        """Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
-        stored = self.store.load(self.client_id, self.account)
-        if stored is None:
-            token = self._first_token()
+        """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+        stored = self.store.load(self.oauth.client_id, self.account)
+        now = _clock.now()
+        step = next_step(
+            stored,
+            failed,
+            now,
+            has_secret=self.oauth.has_secret,
+            has_seed=self._seed is not None,
+            has_seed_refresh=self._seed_refresh is not None,
+        )
+        if step is Step.ADOPT:
+            assert stored is not None
+            return None, stored
+        if stored is None:  # a first token: SEED, SEED_REFRESH, MINT or LOGIN_REQUIRED
+            token = self._first_token(step)
             self._save(None, token)
             return None, token
-        if stored.access_token != failed:
-            return None, stored
-        if stored.renew_failed_at is not None and tokens.now() - stored.renew_failed_at < RETRY_AFTER:
-            wait = RETRY_AFTER - (tokens.now() - stored.renew_failed_at)
+        if step is Step.PAUSE:
+            assert stored.renew_failed_at is not None
+            wait = RETRY_AFTER - (now - stored.renew_failed_at)
             raise TokenRefreshError(
                 f"{stored.renew_error or 'Renewing the token failed.'} (Not retried for {wait:.0f} s more, to spare"
                 " Twitch and the refresh token.)"
             )
+        if step is Step.LOGIN_REQUIRED:
+            raise TwitchAuthError(
+                f"the token of client {self.oauth.client_id!r}, account {self.account!r} cannot be renewed"
+                " (no refresh token): log in again."
+            )
         try:
-            token = self._next_token(stored)
+            if step is Step.REFRESH:
+                assert stored.refresh_token is not None
+                token = self.oauth.refresh(stored.refresh_token, previous=stored)
+            else:  # MINT: Twitch cannot refresh an app token; a new one is minted
+                token = self.oauth.client_credentials(stored.scopes or self.scopes)
         except TokenRefreshError as exc:
             again = self._adopt_after_invalid_refresh(exc, stored)
             if again is not None:
@@ -243,32 +277,24 @@ class TokenKeeper:
             self._remember_failure(stored, exc)
             raise
         self._save(stored.access_token, token)
-        log.info("renewed the %s token of client %r, account %r", stored.kind, self.client_id, self.account)
+        log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
         return (stored, token), token
 
-    def _first_token(self) -> Token:
-        """The token for an empty slot: the seed, or an app token."""
-        if self._seed is not None:
+    def _first_token(self, step: Step) -> Token:
+        """The token for an empty slot."""
+        if step is Step.SEED:
+            assert self._seed is not None
             return self._seed
-        if self._seed_refresh is not None:
+        if step is Step.SEED_REFRESH:
+            assert self._seed_refresh is not None
             return self.oauth.refresh(self._seed_refresh)
-        if self.oauth.has_secret:
-            log.info("fetching an app token for client %r, account %r", self.client_id, self.account)
+        if step is Step.MINT:
+            log.info("fetching an app token for client %r, account %r", self.oauth.client_id, self.account)
             return self.oauth.client_credentials(self.scopes)
         raise TwitchAuthError(
-            f"no token stored for client {self.client_id!r}, account {self.account!r} in {self.store!r},"
+            f"no token stored for client {self.oauth.client_id!r}, account {self.account!r} in {self.store!r},"
             " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
             " (user token), or log in first."
-        )
-
-    def _next_token(self, stored: Token) -> Token:
-        if stored.refresh_token:
-            return self.oauth.refresh(stored.refresh_token, previous=stored)
-        if stored.kind == "app" and self.oauth.has_secret:
-            return self.oauth.client_credentials(stored.scopes or self.scopes)
-        raise TwitchAuthError(
-            f"the token of client {self.client_id!r}, account {self.account!r} cannot be renewed"
-            " (no refresh token): log in again."
         )
 
     def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
@@ -280,7 +306,7 @@ class TokenKeeper:
         """
         if (exc.message or "").lower() != "invalid refresh token":
             return None
-        again = self.store.load(self.client_id, self.account)
+        again = self.store.load(self.oauth.client_id, self.account)
         if again is None or again.access_token == spent.access_token:
             return None
         log.info("refresh token already spent; adopting the token saved for account %r", self.account)
@@ -288,15 +314,15 @@ class TokenKeeper:
 
     def _remember_failure(self, stored: Token, exc: TokenRefreshError) -> None:
         """Record the failure in the store, so that no thread or process retries at once."""
-        marked = dataclasses.replace(stored, renew_failed_at=tokens.now(), renew_error=str(exc))
+        marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc))
         try:
-            self.store.save(self.client_id, self.account, marked)
+            self.store.save(self.oauth.client_id, self.account, marked)
         except TokenStoreError as store_exc:
             log.warning("could not record the failed renewal in %r: %s", self.store, store_exc)
 
     def _save(self, failed: str | None, token: Token) -> None:
         try:
-            self.store.save(self.client_id, self.account, token)
+            self.store.save(self.oauth.client_id, self.account, token)
         except TokenStoreError as exc:
             # The new token may hold the only valid refresh token: never drop it.
             self._unsaved = (failed, token)
@@ -311,7 +337,7 @@ class TokenKeeper:
             if self._unsaved is None:
                 return
             failed, token = self._unsaved
-            stored = self.store.load(self.client_id, self.account)
+            stored = self.store.load(self.oauth.client_id, self.account)
             moved_on = stored is not None and stored.access_token != failed
             if not moved_on:
                 self._save(failed, token)
@@ -321,6 +347,10 @@ class TokenKeeper:
         else:
             log.info("saved the renewed token of account %r that the store had refused", self.account)
 
+    def _notify(self, renewed: tuple[Token, Token] | None) -> None:
+        if renewed is not None and self.on_refresh is not None:
+            self.on_refresh(*renewed)
+
     def _flight_lock(self) -> threading.Lock:
         # Per process: a lock inherited across fork() may be held by a thread
         # that does not exist in the child.
@@ -329,30 +359,3 @@ class TokenKeeper:
         if flight is None or flight[0] != pid:
             flight = self._flight = (pid, threading.Lock())
         return flight[1]
-
-
-def with_validation(token: Token, answer: dict[str, Any]) -> Token:
-    """``token`` with what ``/validate`` said about it (tolerant: ``scopes`` may be null, app tokens have no user)."""
-    checked_at = tokens.now()
-    scopes = answer.get("scopes")
-    expires_in = answer.get("expires_in")
-    expires_at = token.expires_at
-    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-        expires_at = checked_at + expires_in if expires_in > 0 else None  # 0: very old client ids never expire
-    login, user_id = answer.get("login"), answer.get("user_id")
-    return dataclasses.replace(
-        token,
-        validated_at=checked_at,
-        expires_at=expires_at,
-        scopes=tuple(s for s in scopes if isinstance(s, str) and s) if isinstance(scopes, list) else token.scopes,
-        login=login if isinstance(login, str) else token.login,
-        user_id=user_id if isinstance(user_id, str) else token.user_id,
-    )
-
-
-def _margin(token: Token) -> float:
-    # Never more than a tenth of the token's lifetime, so a short-lived token
-    # is not renewed on every request.
-    if token.expires_at is not None and token.obtained_at is not None:
-        return min(EXPIRY_MARGIN, (token.expires_at - token.obtained_at) / 10)
-    return EXPIRY_MARGIN

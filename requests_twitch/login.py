@@ -1,6 +1,6 @@
 """Getting a first token: the device code flow, the browser flow with a loopback redirect, the implicit flow.
 
-Each ends with a :class:`Token`; :class:`~requests_twitch.TwitchAuth`'s
+Each ends with a :class:`Token`; :class:`~requests_twitch.TwitchCredentials`'
 ``login_*`` methods then store it in the shared token file, so that scripts
 and cron jobs just work afterwards. The device code flow is the one for cron
 jobs, SSH sessions and remote notebooks: no browser on this machine, no
@@ -10,21 +10,17 @@ redirect URL, and the only flow a public client (no secret) may use.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from . import _clock
 from .exceptions import TokenRefreshError, TwitchAuthError
-from .flows import OAuthClient
-from .token import Token, now
+from .oauth import OAuthClient
+from .token import Token
 
 __all__ = ["authorize_url", "code_from_redirect", "device_flow", "parse_implicit_redirect"]
 
 Prompt = Callable[[str], object]
-
-# The device flow's waits, replaced by tests (no real sleeping in unit tests).
-_sleep = time.sleep
-_clock = time.monotonic
 
 
 def print_to_stderr(text: str) -> None:
@@ -46,11 +42,11 @@ def device_flow(oauth: OAuthClient, scopes: Iterable[str] = (), prompt: Prompt =
         f"To let this program use your Twitch account, open {device.verification_uri}"
         f" and enter the code {device.user_code} (it expires in {device.expires_in / 60:.0f} minutes)."
     )
-    deadline = _clock() + device.expires_in
+    deadline = _clock.monotonic() + device.expires_in
     interval = device.interval
     while True:
-        _sleep(interval)
-        if _clock() > deadline:
+        _clock.sleep(interval)
+        if _clock.monotonic() > deadline:
             raise TwitchAuthError("the device code expired before it was approved: run the login again.")
         try:
             return oauth.poll_device(device, scopes)
@@ -128,7 +124,7 @@ def parse_implicit_redirect(url: str, state: str | None = None) -> Token:
     access_token = fragment.get("access_token")
     if not access_token:
         raise TwitchAuthError("the redirect URL has no access_token in its fragment (the part after '#').")
-    return Token(access_token, scopes=tuple(fragment.get("scope", "").split()), obtained_at=now())
+    return Token(access_token, scopes=tuple(fragment.get("scope", "").split()), obtained_at=_clock.now())
 
 
 def _raise_if_refused(query: dict[str, str]) -> None:

@@ -1,6 +1,6 @@
 """The browser flow's redirect, served on ``http://localhost:PORT/`` (the loopback interface only).
 
-Imported by ``TwitchAuth.login_browser()`` only: most processes never log in,
+Imported by ``TwitchCredentials.login_browser()`` only: most processes never log in,
 and http.server and webbrowser cost milliseconds at import.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 import http.server
 import secrets
 import threading
-import time
 import webbrowser
 from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
+from . import _clock
 from .exceptions import TwitchAuthError
-from .flows import OAuthClient
+from .oauth import OAuthClient
 from .login import Prompt, authorize_url, print_to_stderr
 
 __all__ = ["wait_for_redirect"]
@@ -72,10 +72,10 @@ def wait_for_redirect(
         prompt(f"To log in, open this URL in a browser (register {redirect_uri} as a redirect URL of the app): {url}")
         if open_browser:
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-        deadline = time.monotonic() + timeout
+        deadline = _clock.monotonic() + timeout
         server.timeout = 0.5
         while server.redirect_path is None:
-            if time.monotonic() > deadline:
+            if _clock.monotonic() > deadline:
                 raise TwitchAuthError(f"no redirect reached {redirect_uri} within {timeout:g} s: run the login again.")
             server.handle_request()
         return f"http://localhost:{server.server_address[1]}{server.redirect_path}", redirect_uri, state

@@ -1,4 +1,4 @@
-"""Rate limits and retries for TwitchSession, on urllib3's Retry (twitch-facts §7.4).
+"""Rate limits and retries for TwitchSession, on urllib3's Retry (docs/twitch.md#rate-limits).
 
 - **429**: Helix's bucket is empty. Wait until ``Ratelimit-Reset`` (an epoch
   in seconds, not a delta; bounded by ``max_wait``, and never negative on a
@@ -18,21 +18,18 @@ Everything happens inside the adapter, below requests' hooks: TwitchAuth's
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import token as tokens
+from . import _clock
 
 __all__ = ["TwitchAdapter", "TwitchRetry"]
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
-_sleep = time.sleep  # replaced by tests: no real waiting
 
 
 class TwitchRetry(Retry):
@@ -81,11 +78,11 @@ class TwitchRetry(Retry):
         else:
             wait = self.get_backoff_time()
         if wait > 0:
-            _sleep(wait)
+            _clock.sleep(wait)
 
     def _until_reset(self, reset: str | None) -> float:
         try:
-            wait = float(reset) - tokens.now() if reset is not None else 1.0
+            wait = float(reset) - _clock.now() if reset is not None else 1.0
         except ValueError:
             wait = 1.0
         if wait <= 0:  # our clock is ahead of Twitch's, or the bucket refilled already

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
 import requests
 
 from .auth import TwitchAuth
+from .credentials import TwitchCredentials
 from .retry import TwitchAdapter, TwitchRetry
 
 __all__ = ["RateLimit", "TwitchSession"]
@@ -18,7 +19,7 @@ Params = Union[Mapping[str, Any], Sequence[tuple[str, Any]], None]
 
 
 class RateLimit(NamedTuple):
-    """Helix's rate-limit headers of the last response (twitch-facts §7.4)."""
+    """Helix's rate-limit headers of the last response (docs/twitch.md#rate-limits)."""
 
     limit: int
     """Points added to the bucket per minute (``Ratelimit-Limit``)."""
@@ -43,8 +44,10 @@ class TwitchSession(requests.Session):
 
     Args:
         client_id: passed to :class:`TwitchAuth`, with ``client_secret`` and
-            any other TwitchAuth keyword argument.
+            any other keyword argument of TwitchAuth (``api_url``) or
+            :class:`TwitchCredentials`.
         auth: an existing TwitchAuth to use instead.
+        credentials: existing TwitchCredentials to build the TwitchAuth with.
         base_url: what relative URLs are joined to; default the auth's
             ``api_url`` with a trailing slash.
         rate_limit_retries: 429s to wait out per request (0: return them).
@@ -64,6 +67,7 @@ class TwitchSession(requests.Session):
         client_secret: str | None = None,
         *,
         auth: TwitchAuth | None = None,
+        credentials: TwitchCredentials | None = None,
         base_url: str | None = None,
         rate_limit_retries: int = 3,
         max_wait: float = 60.0,
@@ -71,10 +75,10 @@ class TwitchSession(requests.Session):
     ) -> None:
         super().__init__()
         if auth is None:
-            if client_id is None:
-                raise TypeError("TwitchSession needs a client_id, or auth=TwitchAuth(...)")
-            auth = TwitchAuth(client_id, client_secret, **auth_kwargs)
-        elif client_id is not None or client_secret is not None or auth_kwargs:
+            if client_id is None and credentials is None:
+                raise TypeError("TwitchSession needs a client_id, credentials=TwitchCredentials(...) or auth=TwitchAuth(...)")
+            auth = TwitchAuth(client_id, client_secret, credentials=credentials, **auth_kwargs)
+        elif client_id is not None or client_secret is not None or credentials is not None or auth_kwargs:
             raise TypeError("pass either auth= or the TwitchAuth arguments, not both")
         self.auth = auth
         self.base_url = (base_url or auth.api_url).rstrip("/") + "/"
@@ -86,6 +90,16 @@ class TwitchSession(requests.Session):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.auth!r})"
+
+    @property
+    def credentials(self) -> TwitchCredentials:
+        """The credentials of the session's :class:`TwitchAuth`: the account, its token and its verbs."""
+        return self.auth.credentials
+
+    def close(self) -> None:
+        """Close the session's connections, and those of the token calls."""
+        super().close()
+        self.auth.credentials.close()
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         url = request.url
@@ -188,7 +202,7 @@ def _page(response: requests.Response, path: str) -> dict[str, Any]:
 
 
 def _cursor(pagination: Any) -> str | None:
-    # {"cursor": "..."}; {} at the end; a bare string on some endpoints (twitch-facts §7.5).
+    # {"cursor": "..."}; {} at the end; a bare string on some endpoints (docs/twitch.md#pagination).
     if isinstance(pagination, dict):
         pagination = pagination.get("cursor")
     return pagination if isinstance(pagination, str) and pagination else None

@@ -2,26 +2,22 @@
 
 Times are absolute epoch seconds (``expires_at``), never ``expires_in``: a
 token read back from a file hours later must still know when it dies. The
-clock is read through :func:`now` only, so tests can replace it.
+clock is read through :mod:`requests_twitch._clock`, so tests can replace it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any, Literal, Mapping
 
-__all__ = ["Token", "now"]
+from . import _clock
+
+__all__ = ["Kind", "Token"]
 
 Kind = Literal["app", "user"]
 _KINDS = ("app", "user")
 _OPTIONAL = ("renew_failed_at", "renew_error", "validated_at", "id_token")
-
-
-def now() -> float:
-    """Return the current time in epoch seconds; the one clock of the package."""
-    return time.time()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +105,7 @@ class Token:
         A token with no known expiry is never expired by the clock; Twitch's
         401 is the authority then (Twitch recommends reacting to 401s).
         """
-        return self.expires_at is not None and now() >= self.expires_at - margin
+        return self.expires_at is not None and _clock.now() >= self.expires_at - margin
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict; :meth:`from_dict` turns it back into an equal Token."""

@@ -46,7 +46,7 @@ def main() -> None:
     print("ready", flush=True)
     while True:
         try:
-            random.choice(auths).refresh()
+            random.choice(auths).credentials.refresh()
         except Exception as exc:  # reported; the test fails on any
             print(f"error {type(exc).__name__}: {exc}", flush=True)
 

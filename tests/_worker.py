@@ -57,7 +57,7 @@ def main() -> None:
                     errors.append(f"{type(exc).__name__}: {exc}")
             for _ in range(config.get("refreshes", 0)):
                 try:
-                    auth.refresh()
+                    auth.credentials.refresh()
                 except Exception as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
 

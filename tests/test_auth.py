@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import requests_twitch.keeper as keeper_module
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
 from requests_twitch import (
     JSONTokenStore,
     MemoryTokenStore,
@@ -22,7 +22,8 @@ from requests_twitch import (
     TwitchAuth,
     TwitchAuthError,
 )
-from requests_twitch.auth import Action, decide, default_token_file
+from requests_twitch.auth import Action, decide
+from requests_twitch.stores import default_token_file
 from requests_twitch.testing import FakeTwitch
 
 MakeAuth = Callable[..., TwitchAuth]
@@ -79,7 +80,7 @@ def test_sends_capital_bearer_and_client_id(fake_twitch: FakeTwitch, make_auth: 
     auth = make_auth()
     assert requests.get(f"{fake_twitch.api_url}/games/top", auth=auth).status_code == 200
     headers = fake_twitch.helix_requests[-1].headers
-    assert headers["Authorization"] == f"Bearer {auth.token.access_token}"
+    assert headers["Authorization"] == f"Bearer {auth.credentials.token.access_token}"
     assert headers["Client-Id"] == fake_twitch.client_id
 
 
@@ -147,23 +148,23 @@ def test_app_token_is_fetched_once_on_first_use_and_stored(
         assert requests.get(f"{fake_twitch.api_url}/games/top", auth=auth).status_code == 200
     assert requests.get(f"{fake_twitch.api_url}/games/top", auth=make_auth()).status_code == 200
     assert fake_twitch.calls["client_credentials"] == 1
-    assert auth.account == "app"
-    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") == auth.token
+    assert auth.credentials.account == "app"
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") == auth.credentials.token
 
 
 def test_seed_is_written_on_first_use_only_into_an_empty_slot(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
 ) -> None:
     auth, user = seeded(fake_twitch, make_auth)
-    assert auth.account == "user"
+    assert auth.credentials.account == "user"
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").access_token == user.access_token  # type: ignore[union-attr]
-    rotated = auth.refresh()
+    rotated = auth.credentials.refresh()
 
     # Tomorrow's cron run passes the original seed again: the stored, newer token wins.
     again = make_auth(access_token=user.access_token, refresh_token=user.refresh_token)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=again).status_code == 200
-    assert again.token == rotated
+    assert again.credentials.token == rotated
     assert fake_twitch.calls["refresh_token"] == 1
 
 
@@ -206,12 +207,12 @@ def test_a_401_refreshes_once_and_replays_keeping_the_401_in_history(
 
 def test_an_app_token_is_minted_again_on_401(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    first = auth.token
+    first = auth.credentials.token
     fake_twitch.expire_tokens()
     r = requests.get(f"{fake_twitch.api_url}/games/top", auth=auth)
     assert r.status_code == 200 and len(r.history) == 1
     assert fake_twitch.calls["client_credentials"] == 2
-    assert auth.token.kind == "app" and auth.token != first
+    assert auth.credentials.token.kind == "app" and auth.credentials.token != first
 
 
 def test_a_second_401_is_returned_without_a_loop(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
@@ -266,7 +267,7 @@ def test_a_file_body_is_rewound_and_replayed_whole(
     auth, _ = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
     payload = b'{"broadcaster_id": "1", "sender_id": "1", "message": "' + b"x" * 100_000 + b'"}'
     (tmp_path / "body.json").write_bytes(payload)
-    _ = auth.token  # in use (and validated) before it dies
+    _ = auth.credentials.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
     with open(tmp_path / "body.json", "rb") as body:
         r = requests.post(f"{fake_twitch.api_url}/chat/messages", data=body, auth=auth)
@@ -276,7 +277,7 @@ def test_a_file_body_is_rewound_and_replayed_whole(
 
 def test_a_generator_body_is_never_replayed_half_empty(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth, user = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
-    _ = auth.token  # in use (and validated) before it dies
+    _ = auth.credentials.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
     chunks = (part for part in [b'{"message":', b' "hi"}'])
     r = requests.post(f"{fake_twitch.api_url}/chat/messages", data=chunks, auth=auth)
@@ -328,8 +329,8 @@ def test_after_a_failed_renewal_nobody_retries_until_the_pause_is_over(
         with pytest.raises(TokenRefreshError, match="Not retried for"):
             requests.get(f"{fake_twitch.api_url}/users", auth=client)
     assert fake_twitch.calls["refresh_token"] == 1
-    later = token_module.now() + keeper_module.RETRY_AFTER + 1
-    monkeypatch.setattr(token_module, "now", lambda: later)
+    later = clock_module.now() + keeper_module.RETRY_AFTER + 1
+    monkeypatch.setattr(clock_module, "now", lambda: later)
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and fake_twitch.calls["refresh_token"] == 2
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").renew_error is None  # type: ignore[union-attr]
@@ -340,9 +341,9 @@ def test_a_token_expired_by_the_clock_is_renewed_before_sending(
 ) -> None:
     auth, user = seeded(fake_twitch, make_auth)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
-    monkeypatch.setattr(token_module, "now", lambda: 1e12)  # far past any expiry (the seed has none)
-    with auth.store.lock():
-        auth.store.save(auth.client_id, "user", Token(user.access_token, refresh_token=user.refresh_token,
+    monkeypatch.setattr(clock_module, "now", lambda: 1e12)  # far past any expiry (the seed has none)
+    with auth.credentials.store.lock():
+        auth.credentials.store.save(auth.credentials.client_id, "user", Token(user.access_token, refresh_token=user.refresh_token,
                                                          expires_at=1e12 - 1, obtained_at=1e12 - 14000))
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and r.history == []  # no wasted 401
@@ -374,8 +375,8 @@ def test_threads_sharing_one_auth_refresh_once(fake_twitch: FakeTwitch, make_aut
 
 def test_refresh_forces_one_renewal(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth, user = seeded(fake_twitch, make_auth)
-    new = auth.refresh()
-    assert new.access_token != user.access_token and auth.token == new
+    new = auth.credentials.refresh()
+    assert new.access_token != user.access_token and auth.credentials.token == new
     assert fake_twitch.calls["refresh_token"] == 1
 
 
@@ -405,7 +406,7 @@ def test_from_env(fake_twitch: FakeTwitch, monkeypatch: pytest.MonkeyPatch, toke
         monkeypatch.setenv(name, value)  # type: ignore[arg-type]
     auth = TwitchAuth.from_env(id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
-    assert auth.account == "user" and token_file.exists()
+    assert auth.credentials.account == "user" and token_file.exists()
 
 
 def test_from_env_without_a_client_id_says_what_to_set() -> None:
@@ -418,7 +419,7 @@ def test_default_token_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert default_token_file() == str(tmp_path / "requests-twitch" / "tokens.json")
     monkeypatch.setenv("TWITCH_TOKEN_FILE", str(tmp_path / "mine.json"))
     assert default_token_file() == str(tmp_path / "mine.json")
-    assert TwitchAuth("cid").store.path == str(tmp_path / "mine.json")  # type: ignore[attr-defined]
+    assert TwitchAuth("cid").credentials.store.path == str(tmp_path / "mine.json")  # type: ignore[attr-defined]
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -454,8 +455,8 @@ def test_no_secret_in_any_log_record_repr_or_error(
     requests.get(f"{fake_twitch.api_url}/users", auth=user)
     fake_twitch.expire_tokens()
     r = requests.get(f"{fake_twitch.api_url}/users", auth=user)
-    texts += [repr(app), repr(user), repr(app.token), repr(user.token), repr(user.store), repr(r.history)]
-    user.refresh()
+    texts += [repr(app), repr(user), repr(app.credentials.token), repr(user.credentials.token), repr(user.credentials.store), repr(r.history)]
+    user.credentials.refresh()
     broken = make_auth(store=MemoryTokenStore(), access_token="tok", refresh_token="refresh-that-is-spent")
     fake_twitch.expire_tokens()
     with pytest.raises(TokenRefreshError) as info:
@@ -491,8 +492,8 @@ def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert r.status_code == 200
     assert len(fake_twitch.helix_requests) == 3  # 401, the replay's 302, 200: no dead token sent on
-    assert fake_twitch.helix_requests[-1].headers["Authorization"] == f"Bearer {auth.token.access_token}"
-    assert auth.token.access_token != user.access_token
+    assert fake_twitch.helix_requests[-1].headers["Authorization"] == f"Bearer {auth.credentials.token.access_token}"
+    assert auth.credentials.token.access_token != user.access_token
 
 
 def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:

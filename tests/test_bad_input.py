@@ -53,7 +53,7 @@ def test_odd_but_usable_answers_are_accepted(
     fake_twitch.queue_response(
         "/oauth2/token", 200, f'{{"access_token": "odd-token", "expires_in": {expires_in}, "scope": {scope}}}'
     )
-    token = auth.token
+    token = auth.credentials.token
     assert token.access_token == "odd-token" and all(token.scopes)
 
 

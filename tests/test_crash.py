@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from requests_twitch import JSONTokenStore
-from requests_twitch.flows import OAuthClient
+from requests_twitch.oauth import OAuthClient
 from requests_twitch.testing import FakeTwitch
 
 from _crash_worker import fingerprint

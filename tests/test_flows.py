@@ -10,15 +10,15 @@ from urllib.parse import quote_plus
 import pytest
 import requests
 
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
 from requests_twitch import Token, TokenRefreshError, TwitchAuthError
-from requests_twitch.flows import OAuthClient, parse_token_response
+from requests_twitch.oauth import OAuthClient, parse_token_response
 from requests_twitch.testing import FakeTwitch
 
 
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(token_module, "now", lambda: 1000.0)
+    monkeypatch.setattr(clock_module, "now", lambda: 1000.0)
     return 1000.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Callable
 import pytest
 import requests
 
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
+import requests_twitch.keeper as keeper_module
 from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenRefreshError, TokenStoreError, TwitchAuth
+from requests_twitch.keeper import Step, next_step
 from requests_twitch.testing import FakeTwitch
 
 MakeAuth = Callable[..., TwitchAuth]
@@ -25,8 +28,8 @@ def seeded(fake: FakeTwitch, make_auth: MakeAuth, **kwargs: object) -> TwitchAut
 def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     """After a read timeout the refresh may have been applied: retrying at once could revoke the grant."""
     auth = seeded(fake_twitch, make_auth)
-    _ = auth.token  # stored
-    auth._keeper.oauth.timeout = (1.0, 0.2)
+    _ = auth.credentials.token  # stored
+    auth.credentials._keeper.oauth.timeout = (1.0, 0.2)
     fake_twitch.token_delay = 0.5
     fake_twitch.expire_tokens()
     errors: list[Exception] = []
@@ -73,17 +76,17 @@ def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(fake_twitch: 
     assert r.status_code == 200 and r.history == []
     assert fake_twitch.calls["refresh_token"] == 1  # the spent refresh token was never sent again
     assert fake_twitch.grants_revoked == 0
-    assert store.load(fake_twitch.client_id, "user") == auth.token
+    assert store.load(fake_twitch.client_id, "user") == auth.credentials.token
 
 
 def test_a_failed_early_renewal_still_sends_the_valid_token(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth = seeded(fake_twitch, make_auth)
-    stored = auth.token
-    with auth.store.lock():  # valid, but within a minute of its expiry
-        auth.store.save(auth.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
-                                                      expires_at=token_module.now() + 30, obtained_at=token_module.now() - 14000))
+    stored = auth.credentials.token
+    with auth.credentials.store.lock():  # valid, but within a minute of its expiry
+        auth.credentials.store.save(auth.credentials.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
+                                                      expires_at=clock_module.now() + 30, obtained_at=clock_module.now() - 14000))
     fake_twitch.queue_response("/oauth2/token", 503, '{"status":503,"message":"Service Unavailable"}')
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and r.history == []
@@ -94,11 +97,11 @@ def test_refresh_renews_once_even_when_the_clock_says_expired(
     fake_twitch: FakeTwitch, make_auth: MakeAuth
 ) -> None:
     auth = seeded(fake_twitch, make_auth)
-    stored = auth.token
-    with auth.store.lock():
-        auth.store.save(auth.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
+    stored = auth.credentials.token
+    with auth.credentials.store.lock():
+        auth.credentials.store.save(auth.credentials.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
                                                       expires_at=1.0, obtained_at=0.0))
-    auth.refresh()
+    auth.credentials.refresh()
     assert fake_twitch.calls["refresh_token"] == 1
 
 
@@ -114,8 +117,8 @@ def test_invalid_refresh_token_adopts_a_token_saved_meanwhile(fake_twitch: FakeT
 
         def load(self, client_id: str, account: str) -> Token | None:
             token = super().load(client_id, account)
-            if token is not None and self.rotated is None and self._holder is not None:
-                from requests_twitch.flows import OAuthClient
+            if token is not None and self.rotated is None and self._holders:
+                from requests_twitch.oauth import OAuthClient
 
                 oauth = OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url)
                 self.rotated = oauth.refresh(token.refresh_token or "", previous=token)
@@ -139,10 +142,43 @@ def test_the_auth_crosses_into_a_process_pool_by_pickle(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
 ) -> None:
     auth = seeded(fake_twitch, make_auth)
-    _ = auth.token
+    _ = auth.credentials.token
     copy = pickle.loads(pickle.dumps(auth))
     fake_twitch.expire_tokens()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=copy).status_code == 200
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     assert fake_twitch.calls["refresh_token"] == 1
-    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == copy.token
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == copy.credentials.token
+
+
+NOW = 10_000.0
+LIVE = Token("a", refresh_token="r")
+APP = Token("a", kind="app")
+FAILED_NOW = dataclasses.replace(LIVE, renew_failed_at=NOW - 5)
+FAILED_LONG_AGO = dataclasses.replace(LIVE, renew_failed_at=NOW - keeper_module.RETRY_AFTER - 1)
+
+
+@pytest.mark.parametrize(
+    "stored, failed, powers, step",
+    [
+        # an empty slot: the seed, else the seed's refresh token, else an app token, else a person
+        (None, None, {"has_seed": True, "has_seed_refresh": True, "has_secret": True}, Step.SEED),
+        (None, None, {"has_seed_refresh": True, "has_secret": True}, Step.SEED_REFRESH),
+        (None, None, {"has_secret": True}, Step.MINT),
+        (None, None, {}, Step.LOGIN_REQUIRED),
+        # someone renewed it meanwhile: adopt, whatever else is true
+        (LIVE, "other", {"has_secret": True}, Step.ADOPT),
+        (FAILED_NOW, "other", {}, Step.ADOPT),
+        (LIVE, None, {}, Step.ADOPT),
+        # the token that failed is the stored one
+        (FAILED_NOW, "a", {"has_secret": True}, Step.PAUSE),
+        (FAILED_LONG_AGO, "a", {}, Step.REFRESH),
+        (LIVE, "a", {}, Step.REFRESH),
+        (APP, "a", {"has_secret": True}, Step.MINT),
+        (APP, "a", {}, Step.LOGIN_REQUIRED),
+        (Token("a"), "a", {"has_secret": True}, Step.LOGIN_REQUIRED),  # a user token without refresh token
+    ],
+)
+def test_next_step(stored: Token | None, failed: str | None, powers: dict[str, bool], step: Step) -> None:
+    """What the lock holder does is a pure function of the stored token, the failed one, the clock and the powers."""
+    assert next_step(stored, failed, NOW, **{"has_secret": False, **powers}) is step

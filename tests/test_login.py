@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-import requests_twitch.login as login_module
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
 from requests_twitch import JSONTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect
 from requests_twitch.testing import FakeTwitch
 
@@ -29,8 +28,8 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
         slept.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr(login_module, "_sleep", sleep)
-    monkeypatch.setattr(login_module, "_clock", lambda: clock[0])
+    monkeypatch.setattr(clock_module, "sleep", sleep)
+    monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
     yield slept
 
 
@@ -53,12 +52,12 @@ def test_device_login_stores_the_user_token_for_every_later_run(
         fake_twitch.approve_device(user_code(text), user_id="42", login="streamer")
 
     auth = make_auth(client_secret=None, client_id=fake_twitch.public_client_id)  # a public client
-    token = auth.login_device(["chat:read", "user:write:chat"], prompt=prompt)
+    token = auth.credentials.login_device(["chat:read", "user:write:chat"], prompt=prompt)
     assert len(shown) == 1 and "https://www.twitch.tv/activate" in shown[0]
     assert (token.login, token.user_id, token.scopes) == ("streamer", "42", ("chat:read", "user:write:chat"))
     assert token.refresh_token and token.validated_at is not None
     assert waits == [5]  # Twitch's interval
-    assert auth.account == "user"
+    assert auth.credentials.account == "user"
     later = make_auth(client_secret=None, client_id=fake_twitch.public_client_id, account="user")
     assert requests.get(f"{fake_twitch.api_url}/users", auth=later).json()["data"][0]["login"] == "streamer"
     assert JSONTokenStore(token_file).load(fake_twitch.public_client_id, "user") == token
@@ -71,7 +70,7 @@ def test_device_login_waits_while_pending_and_slows_down_when_told(
     fake_twitch.queue_response("/oauth2/token", 400, '{"status":400,"message":"slow_down"}')
     codes: list[str] = []
     auth = make_auth()
-    token = auth.login_device(prompt=lambda text: codes.append(user_code(text)) or fake_twitch.approve_device(codes[0]))
+    token = auth.credentials.login_device(prompt=lambda text: codes.append(user_code(text)) or fake_twitch.approve_device(codes[0]))
     assert token.access_token
     assert waits == [5, 5, 10]
     assert fake_twitch.calls["urn:ietf:params:oauth:grant-type:device_code"] == 3
@@ -87,14 +86,14 @@ def test_device_login_stops_with_a_clear_error(
 ) -> None:
     fake_twitch.queue_response("/oauth2/token", 400, answer)
     with pytest.raises(TwitchAuthError, match=says):
-        make_auth().login_device(prompt=lambda text: None)
+        make_auth().credentials.login_device(prompt=lambda text: None)
 
 
 def test_device_login_gives_up_when_the_code_expires(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float]
 ) -> None:
     with pytest.raises(TwitchAuthError, match="expired"):
-        make_auth().login_device(prompt=lambda text: None)  # nobody approves
+        make_auth().credentials.login_device(prompt=lambda text: None)  # nobody approves
     assert sum(waits) > 1800
 
 
@@ -113,7 +112,7 @@ def play_browser(follow: Callable[[str], str] = lambda url: url) -> Callable[[st
 
 def test_browser_login_end_to_end(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    token = auth.login_browser(["chat:read"], open_browser=False, prompt=play_browser())
+    token = auth.credentials.login_browser(["chat:read"], open_browser=False, prompt=play_browser())
     assert (token.login, token.scopes) == ("twitchdev", ("chat:read",))
     assert fake_twitch.calls["authorization_code"] == 1
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
@@ -134,49 +133,49 @@ def test_browser_login_ignores_a_stray_request_and_waits_for_the_redirect(
 
         threading.Thread(target=act).start()
 
-    token = make_auth().login_browser(open_browser=False, prompt=stray_then_browser)
+    token = make_auth().credentials.login_browser(open_browser=False, prompt=stray_then_browser)
     assert token.login == "twitchdev" and strays == [404]
 
 
 def test_browser_login_rejects_a_forged_state(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     forge = play_browser(lambda url: re.sub(r"state=[^&]+", "state=forged", url))
     with pytest.raises(TwitchAuthError, match="state does not match"):
-        make_auth().login_browser(open_browser=False, prompt=forge)
+        make_auth().credentials.login_browser(open_browser=False, prompt=forge)
     assert fake_twitch.calls["authorization_code"] == 0
 
 
 def test_browser_login_reports_a_refusal(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     fake_twitch.deny_authorization = True
     with pytest.raises(TwitchAuthError, match="did not authorize"):
-        make_auth().login_browser(open_browser=False, prompt=play_browser())
+        make_auth().credentials.login_browser(open_browser=False, prompt=play_browser())
 
 
 def test_a_pasted_redirect_url_is_exchanged(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     """For a remote notebook: the user pastes the URL the browser ended on."""
     auth = make_auth()
     redirect_uri = "http://localhost:3000/"
-    url = auth.authorize_url(["chat:read"], redirect_uri, state="s1", force_verify=True)
+    url = auth.credentials.authorize_url(["chat:read"], redirect_uri, state="s1", force_verify=True)
     assert parse_qs(urlsplit(url).query)["force_verify"] == ["true"]
     pasted = requests.get(url, allow_redirects=False).headers["Location"]
-    token = auth.exchange_redirect(pasted, redirect_uri, state="s1")
+    token = auth.credentials.exchange_redirect(pasted, redirect_uri, state="s1")
     assert token.scopes == ("chat:read",)
     with pytest.raises(TwitchAuthError, match="state"):
-        auth.exchange_redirect(pasted, redirect_uri, state="other")
+        auth.credentials.exchange_redirect(pasted, redirect_uri, state="other")
 
 
 def test_a_code_is_refused_for_another_redirect_uri(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.authorize_url([], "http://localhost:3000/")
+    url = auth.credentials.authorize_url([], "http://localhost:3000/")
     code = parse_qs(urlsplit(requests.get(url, allow_redirects=False).headers["Location"]).query)["code"][0]
     with pytest.raises(TwitchAuthError, match="redirect_uri does not match"):
-        auth.exchange_code(code, "http://localhost:4000/")
+        auth.credentials.exchange_code(code, "http://localhost:4000/")
 
 
 def test_oidc_keeps_the_id_token_apart_from_the_access_token(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.authorize_url(["openid", "user:read:email"], "http://localhost:3000/", state="s", nonce="n-123")
+    url = auth.credentials.authorize_url(["openid", "user:read:email"], "http://localhost:3000/", state="s", nonce="n-123")
     assert parse_qs(urlsplit(url).query)["nonce"] == ["n-123"]
-    token = auth.exchange_redirect(requests.get(url, allow_redirects=False).headers["Location"],
+    token = auth.credentials.exchange_redirect(requests.get(url, allow_redirects=False).headers["Location"],
                                    "http://localhost:3000/", state="s")
     assert token.id_token and token.id_token != token.access_token and "n-123" not in repr(token)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
@@ -187,7 +186,7 @@ def test_oidc_keeps_the_id_token_apart_from_the_access_token(fake_twitch: FakeTw
 
 def test_implicit_flow_token_from_the_fragment(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.authorize_url(["chat:read"], "http://localhost:3000/", state="st", response_type="token")
+    url = auth.credentials.authorize_url(["chat:read"], "http://localhost:3000/", state="st", response_type="token")
     location = requests.get(url, allow_redirects=False).headers["Location"]
     token = parse_implicit_redirect(location, state="st")
     assert token.refresh_token is None and token.expires_at is None and token.scopes == ("chat:read",)
@@ -205,7 +204,7 @@ def test_implicit_flow_refusal_is_a_clear_error() -> None:
 
 
 def test_login_app_stores_an_app_token(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
-    token = make_auth().login_app()
+    token = make_auth().credentials.login_app()
     assert token.kind == "app"
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") == token
 
@@ -213,7 +212,7 @@ def test_login_app_stores_an_app_token(fake_twitch: FakeTwitch, make_auth: MakeA
 def test_validate_records_what_twitch_says(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
     user = fake_twitch.issue_user_token(scopes=["chat:read"], login="someone", user_id="7")
     auth = make_auth(access_token=user.access_token, validate_every=None)
-    answer = auth.validate()
+    answer = auth.credentials.validate()
     assert (answer["login"], answer["user_id"], answer["scopes"]) == ("someone", "7", ["chat:read"])
     stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
     assert stored is not None and (stored.login, stored.user_id) == ("someone", "7") and stored.validated_at
@@ -222,10 +221,10 @@ def test_validate_records_what_twitch_says(fake_twitch: FakeTwitch, make_auth: M
 def test_validate_renews_a_dead_token_first(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     user = fake_twitch.issue_user_token()
     auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token, validate_every=None)
-    _ = auth.token
+    _ = auth.credentials.token
     fake_twitch.expire_tokens()
-    assert auth.validate()["login"] == "twitchdev"
-    assert fake_twitch.calls["refresh_token"] == 1 and auth.token.access_token != user.access_token
+    assert auth.credentials.validate()["login"] == "twitchdev"
+    assert fake_twitch.calls["refresh_token"] == 1 and auth.credentials.token.access_token != user.access_token
 
 
 def test_twenty_processes_validate_once_an_hour_between_them(
@@ -233,8 +232,8 @@ def test_twenty_processes_validate_once_an_hour_between_them(
 ) -> None:
     """Each TwitchAuth here stands for a cron process: they share only the file."""
     user = fake_twitch.issue_user_token()
-    clock = [token_module.now()]
-    monkeypatch.setattr(token_module, "now", lambda: clock[0])
+    clock = [clock_module.now()]
+    monkeypatch.setattr(clock_module, "now", lambda: clock[0])
 
     def run_all() -> None:
         for _ in range(20):
@@ -254,8 +253,8 @@ def test_twenty_processes_validate_once_an_hour_between_them(
 def test_revoke_kills_the_token_and_forgets_it(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
     user = fake_twitch.issue_user_token()
     auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token)
-    token = auth.token
-    auth.revoke()
+    token = auth.credentials.token
+    auth.credentials.revoke()
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is None
     r = requests.get(f"{fake_twitch.api_url}/users", auth=TwitchAuth(
         fake_twitch.client_id, store=_static(fake_twitch.client_id, token), id_url=fake_twitch.id_url,
@@ -276,10 +275,10 @@ def _static(client_id: str, token: Token) -> object:
 def test_a_refused_revoke_keeps_the_token(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
     user = fake_twitch.issue_user_token()
     auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token)
-    _ = auth.token
+    _ = auth.credentials.token
     fake_twitch.queue_response("/oauth2/revoke", 503, '{"status":503,"message":"Service Unavailable"}')
     with pytest.raises(TwitchAuthError, match="503"):
-        auth.revoke()
+        auth.credentials.revoke()
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is not None  # try again later
-    auth.revoke()
+    auth.credentials.revoke()
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is None

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from requests_twitch import JSONTokenStore, RedisTokenStore, Token, TokenStoreError
-from requests_twitch.flows import OAuthClient
+from requests_twitch.oauth import OAuthClient
 from requests_twitch.testing import FakeTwitch
 
 from _procs import DEADLINE, Workers

@@ -105,14 +105,14 @@ def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path
                           refresh_token=user.refresh_token, store=RedisTokenStore(url, prefix=redis_prefix),
                           id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
         assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
-        saved = auth.store.load(fake_twitch.client_id, "user")
+        saved = auth.credentials.store.load(fake_twitch.client_id, "user")
         server.terminate()
         server.wait(10)
         with pytest.raises(TokenStoreError, match=rf"redis://127.0.0.1:{port}/0 {redis_prefix}.*nothing was changed"):
             requests.get(f"{fake_twitch.api_url}/users", auth=auth)
         server, _ = start_redis(port)  # a restart (this one without persistence: empty)
-        with auth.store.lock():
-            auth.store.save(fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
+        with auth.credentials.store.lock():
+            auth.credentials.store.save(fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
         assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
         assert fake_twitch.calls["refresh_token"] == 0
     finally:
@@ -156,7 +156,7 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
         if name.startswith("TWITCH_"):
             monkeypatch.setenv(name, value)
     auth = TwitchAuth.from_env(account="user")
-    assert isinstance(auth.store, RedisTokenStore)
+    assert isinstance(auth.credentials.store, RedisTokenStore)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).json()["data"][0]["login"] == "migrated"
     RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
 

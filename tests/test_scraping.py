@@ -9,10 +9,9 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-import requests_twitch.retry as retry_module
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
 from requests_twitch import MemoryTokenStore, TwitchAuth, TwitchSession
-from requests_twitch.session import RateLimit
+from requests_twitch import RateLimit
 from requests_twitch.testing import STREAMS, TOP_GAMES, FakeTwitch
 
 
@@ -38,7 +37,7 @@ def waits(monkeypatch: pytest.MonkeyPatch, fake_twitch: FakeTwitch) -> Waits:
         if slept.refill:
             fake_twitch.refill_rate_limit()
 
-    monkeypatch.setattr(retry_module, "_sleep", sleep)
+    monkeypatch.setattr(clock_module, "sleep", sleep)
     return slept
 
 
@@ -110,7 +109,7 @@ def test_ratelimit_holds_the_last_headers(session: TwitchSession, fake_twitch: F
     session.get("games/top")
     assert isinstance(first, RateLimit) and first.limit == 800
     assert session.ratelimit is not None and session.ratelimit.remaining == first.remaining - 1
-    assert session.ratelimit.reset > token_module.now()
+    assert session.ratelimit.reset > clock_module.now()
 
 
 def test_a_429_waits_for_the_reset_and_is_retried(
@@ -127,7 +126,7 @@ def test_a_429_waits_for_the_reset_and_is_retried(
 def test_a_post_is_retried_after_a_429_which_applied_nothing(
     fake_twitch: FakeTwitch, session: TwitchSession, waits: Waits
 ) -> None:
-    session.auth.login_app()
+    session.auth.credentials.login_app()
     fake_twitch.exhaust_rate_limit(reset_in=5)
     r = session.post("chat/messages", json={"message": "hi"})
     assert r.status_code == 401 and r.json()["message"].startswith("Missing scope")  # its own answer, after the wait
@@ -140,8 +139,8 @@ def test_a_skewed_clock_never_makes_a_negative_or_absurd_wait(
     skew: float, expected: float,
 ) -> None:
     session.get("games/top")
-    real = token_module.now()
-    monkeypatch.setattr(token_module, "now", lambda: real + skew)
+    real = clock_module.now()
+    monkeypatch.setattr(clock_module, "now", lambda: real + skew)
     fake_twitch.exhaust_rate_limit(reset_in=30)
     assert session.get("games/top").status_code == 200
     assert waits == [expected]

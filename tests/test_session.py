@@ -64,4 +64,4 @@ def test_repr_shows_no_secret(fake_twitch: FakeTwitch, token_file: Path) -> None
     with session(fake_twitch, token_file) as s:
         s.get("games/top")
         assert fake_twitch.client_secret not in repr(s)
-        assert s.auth.token.access_token not in repr(s)
+        assert s.auth.credentials.token.access_token not in repr(s)

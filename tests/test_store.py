@@ -14,8 +14,9 @@ from typing import Iterator
 
 import pytest
 
-import requests_twitch.json_store as json_store_module
-import requests_twitch.store as store_module
+import requests_twitch._clock as clock_module
+import requests_twitch.stores.base as store_module
+import requests_twitch.stores.json_file as json_store_module
 
 from requests_twitch import (
     InsecureTokenFileWarning,
@@ -267,7 +268,7 @@ def test_an_unchanged_version_is_trusted_for_a_second_at_most(
     save(store, "user", Token("old"))
     monkeypatch.setattr(JSONTokenStore, "version", lambda self: "stuck")
     clock = [1000.0]
-    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
     assert store.current(CID, "user") == Token("old")
     save(JSONTokenStore(token_file), "user", Token("new"))
     assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
@@ -321,7 +322,7 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
 
     monkeypatch.setattr(json_store_module, "_WINDOWS", windows)
     monkeypatch.setattr(json_store_module.os, "replace", replace)
-    monkeypatch.setattr(json_store_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(clock_module, "sleep", lambda seconds: None)
     if saved:
         save(store, "user", Token("new"))
     else:  # elsewhere a refusal is a real error, reported as such
@@ -330,3 +331,54 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
     monkeypatch.undo()
     assert JSONTokenStore(token_file).load(CID, "user") == Token("new" if saved else "old")
     assert sorted(p.name for p in token_file.parent.iterdir()) == ["tokens.json", "tokens.json.lock"]
+
+
+def test_the_lock_is_not_reentrant_and_says_so_at_once(store: TokenStore) -> None:
+    """A nested lock() in the holding thread would wait out lock_timeout against itself: refuse it at once."""
+    store.lock_timeout = 30
+    started = time.monotonic()
+    with store.lock():
+        with pytest.raises(RuntimeError, match="not re-entrant"):
+            with store.lock(blocking=False):
+                pass
+        store.save(CID, "user", Token("still held"))
+    assert time.monotonic() - started < 10
+    assert store.load(CID, "user") == Token("still held")
+    with store.lock():  # released as usual
+        store.delete(CID, "user")
+
+
+def test_only_the_holding_thread_may_write(store: TokenStore) -> None:
+    """The holder check is per thread: another thread of the same process writes only under its own lock."""
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            store.save(CID, "user", Token("intruder"))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    with store.lock():
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert store.load(CID, "user") is None
+
+
+def test_open_store_reads_the_environment_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An explicit location wins; else TWITCH_TOKEN_STORE, else TWITCH_TOKEN_FILE, else the default file."""
+    from requests_twitch import TwitchCredentials, open_store
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    default = str(tmp_path / "requests-twitch" / "tokens.json")
+    assert open_store().location == default
+    monkeypatch.setenv("TWITCH_TOKEN_FILE", str(tmp_path / "file.json"))
+    assert open_store().location == str(tmp_path / "file.json")
+    monkeypatch.setenv("TWITCH_TOKEN_STORE", str(tmp_path / "store.json"))
+    assert open_store().location == str(tmp_path / "store.json")
+    monkeypatch.setenv("TWITCH_TOKEN_STORE", "redis://127.0.0.1:1/3")  # never connected to: nothing is read
+    assert isinstance(open_store(), RedisTokenStore)
+    assert isinstance(TwitchCredentials("cid").store, RedisTokenStore)  # the constructor asks the same place
+    assert open_store(tmp_path / "given.json").location == str(tmp_path / "given.json")
+    assert TwitchCredentials("cid", token_file=tmp_path / "f.json").store.location == str(tmp_path / "f.json")

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-import requests_twitch.token as token_module
+import requests_twitch._clock as clock_module
 from requests_twitch import Token
 
 
@@ -80,13 +80,13 @@ def test_error_messages_never_hold_values() -> None:
 
 def test_is_expired_reads_the_injectable_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     token = Token("a", expires_at=1000.0)
-    monkeypatch.setattr(token_module, "now", lambda: 900.0)
+    monkeypatch.setattr(clock_module, "now", lambda: 900.0)
     assert not token.is_expired()
     assert token.is_expired(margin=100)
-    monkeypatch.setattr(token_module, "now", lambda: 1000.0)
+    monkeypatch.setattr(clock_module, "now", lambda: 1000.0)
     assert token.is_expired()
 
 
 def test_a_token_without_expiry_never_expires_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(token_module, "now", lambda: 1e12)
+    monkeypatch.setattr(clock_module, "now", lambda: 1e12)
     assert not Token("a").is_expired(margin=1e9)

@@ -5,7 +5,8 @@ authenticated one, so that a refresh can never recurse into the auth that
 asked for it. Request bodies are built with oauthlib's RFC 6749 plumbing;
 answers are parsed here, because Twitch's are not RFC 6749: errors are
 ``{"status": 400, "message": "Invalid refresh token"}`` with no ``error``
-key, and ``scope``/``expires_in`` come in several shapes (twitch-facts §1).
+key, and ``scope``/``expires_in`` come in several shapes
+(docs/twitch.md#token-endpoint-errors).
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import _clock
 from .exceptions import TokenRefreshError, TwitchAuthError
-from . import token as tokens
 from .token import Kind, Token
 
-__all__ = ["DEFAULT_API_URL", "DEFAULT_ID_URL", "DeviceCode", "OAuthClient", "parse_token_response"]
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_ID_URL",
+    "DeviceCode",
+    "OAuthClient",
+    "parse_token_response",
+    "with_validation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,10 @@ class OAuthClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r}, id_url={self.id_url!r})"
+
+    def close(self) -> None:
+        """Close the connections of the token calls' session."""
+        self._session.close()
 
     @property
     def has_secret(self) -> bool:
@@ -328,7 +340,7 @@ def parse_token_response(
 ) -> Token:
     """Build a Token from the JSON of a successful ``/oauth2/token`` answer.
 
-    Tolerant where Twitch is inconsistent (twitch-facts §1.4, §8.5):
+    Tolerant where Twitch is inconsistent (docs/twitch.md#token-response-shapes):
     ``expires_in`` may be a number, a numeric string, 0 (does not expire) or
     absent; a negative or unreadable value is treated as unknown, so Twitch's
     401 decides. ``scope`` may be a list, a space-separated string, ``[""]``
@@ -343,7 +355,7 @@ def parse_token_response(
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
         raise ValueError("no access_token")
-    obtained_at = tokens.now()
+    obtained_at = _clock.now()
     expires_in = _seconds(payload.get("expires_in"))
     refresh_token = payload.get("refresh_token")
     if kind == "app":
@@ -387,3 +399,26 @@ def _scopes(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, (list, tuple)):
         return tuple(s for s in value if isinstance(s, str) and s)
     return None
+
+
+def with_validation(token: Token, answer: Mapping[str, Any]) -> Token:
+    """``token`` with what ``/validate`` said about it, checked now.
+
+    Tolerant: ``scopes`` may be null, app tokens have no user, and an
+    ``expires_in`` of 0 means a token that never expires (very old client ids).
+    """
+    checked_at = _clock.now()
+    scopes = answer.get("scopes")
+    expires_in = answer.get("expires_in")
+    expires_at = token.expires_at
+    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+        expires_at = checked_at + expires_in if expires_in > 0 else None
+    login, user_id = answer.get("login"), answer.get("user_id")
+    return dataclasses.replace(
+        token,
+        validated_at=checked_at,
+        expires_at=expires_at,
+        scopes=tuple(s for s in scopes if isinstance(s, str) and s) if isinstance(scopes, list) else token.scopes,
+        login=login if isinstance(login, str) else token.login,
+        user_id=user_id if isinstance(user_id, str) else token.user_id,
+    )

@@ -1,7 +1,7 @@
 """RedisTokenStore: one token store for every process on every machine, in Redis.
 
-The same four promises as the JSON file, kept by Redis instead of the file
-system (see ../shared/research/persistence.md §6):
+The same promises as the JSON file, kept by Redis instead of the file system
+(docs/store-protocol.md):
 
 - ``lock()`` is redis-py's ``Lock`` (``SET NX PX`` with a random token): one
   holder at a time across the fleet, and a TTL (``lock_ttl``), so that a
@@ -26,19 +26,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
-from typing import TYPE_CHECKING, Any, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Hashable, Iterator, NamedTuple
 
-from .exceptions import TokenStoreError
-from .json_store import JSONTokenStore
-from .store import DEFAULT_LOCK_TIMEOUT, TokenStore
-from .token import Token
+from ..exceptions import TokenStoreError
+from ..token import Token
+from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisTokenStore", "open_store"]
+__all__ = ["RedisTokenStore"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +99,6 @@ class RedisTokenStore(TokenStore):
         self._version_key = f"{prefix}version"
         self._lock_key = f"{prefix}lock"
         self._write = self.client.register_script(_FENCED_WRITE)
-        self._held: dict[int, Any] = {}  # thread id -> the redis Lock it holds
         self.location = _location(self.client, prefix)
 
     def __repr__(self) -> str:
@@ -118,14 +115,14 @@ class RedisTokenStore(TokenStore):
             raw = self.client.hget(self._tokens_key, _field(client_id, account))
         return None if raw is None else self._parse(raw, f"{client_id}/{account}")
 
-    def items(self) -> list[tuple[tuple[str, str], Token]]:
+    def _items(self) -> list[tuple[tuple[str, str], Token]]:
         with self._errors("reading the tokens"):
             everything = self.client.hgetall(self._tokens_key)
         pairs = []
         for field, raw in everything.items():
             client_id, account = json.loads(field)
             pairs.append(((client_id, account), self._parse(raw, f"{client_id}/{account}")))
-        return sorted(pairs, key=lambda item: item[0])
+        return pairs
 
     def _parse(self, raw: bytes | str, what: str) -> Token:
         try:
@@ -138,39 +135,28 @@ class RedisTokenStore(TokenStore):
 
     # -- writing --------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
-        import redis.exceptions
-
+    def _acquire(self, timeout: float) -> object | None:
         lock = self.client.lock(self._lock_key, timeout=self.lock_ttl, sleep=0.005, thread_local=False)
         with self._errors("taking the lock"):
-            acquired = lock.acquire(blocking=blocking, blocking_timeout=self.lock_timeout if blocking else None)
-        if not acquired:
-            if blocking:
-                raise TokenStoreError(
-                    f"{self.location}: could not take the lock within {self.lock_timeout:g} s; another process"
-                    " holds it (raise lock_timeout if renewals are slow here).",
-                    path=self.location,
-                )
-            yield False
-            return
-        me = threading.get_ident()
-        self._held[me] = lock
+            if not lock.acquire(blocking=timeout > 0, blocking_timeout=timeout if timeout > 0 else None):
+                return None
         released = threading.Event()
         watchdog = threading.Thread(target=self._keep_alive, args=(lock, released), daemon=True)
         watchdog.start()
+        return _Held(lock, released, watchdog)
+
+    def _release(self, handle: object) -> None:
+        import redis.exceptions
+
+        assert isinstance(handle, _Held)
+        handle.released.set()
+        handle.watchdog.join()
         try:
-            yield True
-        finally:
-            released.set()
-            watchdog.join()
-            del self._held[me]
-            try:
-                lock.release()
-            except redis.exceptions.LockNotOwnedError:
-                log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
-            except redis.exceptions.RedisError as exc:
-                log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
+            handle.lock.release()
+        except redis.exceptions.LockNotOwnedError:
+            log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
+        except redis.exceptions.RedisError as exc:
+            log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
 
     def _keep_alive(self, lock: Any, released: threading.Event) -> None:
         """Renew the lease every third of ``lock_ttl`` while the lock is held.
@@ -192,20 +178,18 @@ class RedisTokenStore(TokenStore):
             except redis.exceptions.RedisError as exc:
                 log.warning("%s: could not renew the lock's lease (%s)", self.location, exc)
 
-    def save(self, client_id: str, account: str, token: Token) -> None:
-        self._fenced_write(client_id, account, json.dumps(token.to_dict()))
+    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
+        self._fenced_write(client_id, account, json.dumps(token.to_dict()), handle)
 
-    def delete(self, client_id: str, account: str) -> None:
-        self._fenced_write(client_id, account, "")
+    def _delete(self, client_id: str, account: str, handle: object) -> None:
+        self._fenced_write(client_id, account, "", handle)
 
-    def _fenced_write(self, client_id: str, account: str, value: str) -> None:
-        lock = self._held.get(threading.get_ident())
-        if lock is None:
-            raise RuntimeError("a store is changed only while holding lock()")
+    def _fenced_write(self, client_id: str, account: str, value: str, handle: object) -> None:
+        assert isinstance(handle, _Held)
         with self._errors("writing a token", wrote=True):
             written = self._write(
                 keys=[self._lock_key, self._tokens_key, self._version_key],
-                args=[lock.local.token, _field(client_id, account), value],
+                args=[handle.lock.local.token, _field(client_id, account), value],
             )
         if written is None:
             raise TokenStoreError(
@@ -233,6 +217,14 @@ class RedisTokenStore(TokenStore):
             ) from None
 
 
+class _Held(NamedTuple):
+    """A lock this process holds: redis-py's Lock, and the watchdog that keeps its lease."""
+
+    lock: Any
+    released: threading.Event
+    watchdog: threading.Thread
+
+
 def _field(client_id: str, account: str) -> str:
     return json.dumps([client_id, account])
 
@@ -242,14 +234,3 @@ def _location(client: Any, prefix: str) -> str:
     kwargs = client.connection_pool.connection_kwargs
     where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
     return f"redis://{where}/{kwargs.get('db', 0)} {prefix}*"
-
-
-def open_store(location: str | os.PathLike[str]) -> TokenStore:
-    """The store at ``location``: a Redis URL (``redis://``, ``rediss://``, ``unix://``) or a token file's path.
-
-    This is how ``TWITCH_TOKEN_STORE`` and the command's ``--store`` are read.
-    """
-    text = os.fspath(location)
-    if text.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        return RedisTokenStore(text)
-    return JSONTokenStore(text)

@@ -1,10 +1,9 @@
 """JSONTokenStore: one JSON file shared by every process on a machine, guarded by a lock file beside it.
 
-See ../shared/research/persistence.md for the measured design and its
-pitfalls: atomic replace (temp file, fsync, ``os.replace``, folder fsync),
-a separate lock file that is never replaced or deleted, a ``FileLock`` per
-process with a thread lock in front of it, and an ``os.stat`` signature as
-the cheap "has it changed" check.
+The design and its pitfalls are in docs/store-protocol.md: atomic replace
+(temp file, fsync, ``os.replace``, folder fsync), a separate lock file that is
+never replaced or deleted, a ``FileLock`` per process with a thread lock in
+front of it, and an ``os.stat`` signature as the cheap "has it changed" check.
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ import os
 import stat
 import tempfile
 import threading
-import time
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Hashable
 
-from .exceptions import InsecureTokenFileWarning, TokenStoreError
-from .store import DEFAULT_LOCK_TIMEOUT, TokenStore
-from .token import Token
+from .. import _clock
+from ..exceptions import InsecureTokenFileWarning, TokenStoreError
+from ..token import Token
+from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     import filelock
@@ -52,7 +51,6 @@ class _PathLocks:
 
     def __init__(self, lock_path: str) -> None:
         self.thread_lock = threading.Lock()
-        self.holder: int | None = None
         # preserve_lock_file: the lock file is never deleted, so waiters never
         # split across two inodes; fallback_to_soft=False: fail closed on a
         # file system without flock instead of silently weakening the lock.
@@ -63,28 +61,31 @@ class _PathLocks:
         )
 
 
-_registry: Dict[str, _PathLocks] = {}
-_registry_lock = threading.Lock()
+class _Registry:
+    """The :class:`_PathLocks` of each lock file this process uses, made on first use."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start afresh, forgetting every lock (in a child after fork())."""
+        self._lock = threading.Lock()
+        self._paths: dict[str, _PathLocks] = {}
+
+    def locks_for(self, lock_path: str) -> _PathLocks:
+        with self._lock:
+            locks = self._paths.get(lock_path)
+            if locks is None:
+                locks = self._paths[lock_path] = _PathLocks(lock_path)
+            return locks
 
 
-def _reset_after_fork() -> None:
-    # A thread of the parent may have held a lock at fork time; the child
-    # starts with fresh ones (and never touches the parent's file lock).
-    global _registry_lock
-    _registry_lock = threading.Lock()
-    _registry.clear()
-
+_registry = _Registry()
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _locks_for(lock_path: str) -> _PathLocks:
-    with _registry_lock:
-        locks = _registry.get(lock_path)
-        if locks is None:
-            locks = _registry[lock_path] = _PathLocks(lock_path)
-        return locks
+    # A thread of the parent may have held a lock at fork time; the child
+    # starts with fresh ones (and never touches the parent's file lock).
+    os.register_at_fork(after_in_child=_registry.reset)
 
 
 class JSONTokenStore(TokenStore):
@@ -119,6 +120,7 @@ class JSONTokenStore(TokenStore):
         self.path = _resolve(os.path.abspath(os.path.expanduser(os.fspath(path))))
         self.lock_path = self.path + ".lock"
         self.lock_timeout = float(lock_timeout)
+        self.location = self.path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
@@ -192,48 +194,40 @@ class JSONTokenStore(TokenStore):
 
     # -- writing ---------------------------------------------------------
 
-    @contextlib.contextmanager
-    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
+    def _acquire(self, timeout: float) -> object | None:
         self._make_folder()
-        locks = _locks_for(self.lock_path)
-        timeout = self.lock_timeout if blocking else 0
+        locks = _registry.locks_for(self.lock_path)
+        deadline = _clock.monotonic() + timeout
+        # Threads of this process queue in memory; only one polls the file lock.
         if not locks.thread_lock.acquire(timeout=timeout):
-            if blocking:
-                raise self._lock_timeout()
-            yield False
-            return
+            return None
         try:
-            try:
-                locks.file_lock.acquire(timeout=timeout)
-            except _filelock_timeout():
-                if blocking:
-                    raise self._lock_timeout() from None
-                acquired = False
-            except OSError as exc:
-                raise self._error(f"cannot open the lock file {self.lock_path}: {exc.strerror}") from exc
-            else:
-                acquired = True
-            if not acquired:
-                yield False
-                return
-            locks.holder = threading.get_ident()
-            try:
-                self._remove_stale_temp_files()
-                yield True
-            finally:
-                locks.holder = None
-                locks.file_lock.release()
-        finally:
+            locks.file_lock.acquire(timeout=max(0.0, deadline - _clock.monotonic()))
+        except _filelock_timeout():
             locks.thread_lock.release()
+            return None
+        except OSError as exc:
+            locks.thread_lock.release()
+            raise self._error(f"cannot open the lock file {self.lock_path}: {exc.strerror}") from exc
+        except BaseException:
+            locks.thread_lock.release()
+            raise
+        self._remove_stale_temp_files()
+        return locks
 
-    def save(self, client_id: str, account: str, token: Token) -> None:
-        self._check_held()
+    def _release(self, handle: object) -> None:
+        assert isinstance(handle, _PathLocks)
+        try:
+            handle.file_lock.release()
+        finally:
+            handle.thread_lock.release()
+
+    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
         doc = self._read()  # re-read: another process may have saved another account
         doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
 
-    def delete(self, client_id: str, account: str) -> None:
-        self._check_held()
+    def _delete(self, client_id: str, account: str, handle: object) -> None:
         doc = self._read()
         accounts = doc["tokens"].get(client_id, {})
         if accounts.pop(account, None) is not None:
@@ -241,14 +235,9 @@ class JSONTokenStore(TokenStore):
                 del doc["tokens"][client_id]
             self._write(doc)
 
-    def items(self) -> list[tuple[tuple[str, str], Token]]:
+    def _items(self) -> list[tuple[tuple[str, str], Token]]:
         tokens = self._read()["tokens"]
-        pairs = [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
-        return sorted(pairs, key=lambda item: item[0])
-
-    def _check_held(self) -> None:
-        if _locks_for(self.lock_path).holder != threading.get_ident():
-            raise RuntimeError("a store is changed only while holding lock()")
+        return [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
 
     def _write(self, doc: dict[str, Any]) -> None:
         folder, name = os.path.split(self.path)
@@ -297,7 +286,7 @@ class JSONTokenStore(TokenStore):
             return
         for entry in entries:
             with contextlib.suppress(OSError):
-                if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_SECONDS:
+                if _clock.now() - entry.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_SECONDS:
                     os.unlink(entry.path)
                     log.warning("removed a stale temporary token file left by a killed writer: %s", entry.path)
 
@@ -310,13 +299,6 @@ class JSONTokenStore(TokenStore):
             else ""
         )
         return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
-
-    def _lock_timeout(self) -> TokenStoreError:
-        return TokenStoreError(
-            f"{self.path}: could not take the lock {self.lock_path} within {self.lock_timeout:g} s;"
-            " another process holds it (raise lock_timeout if refreshes are slow here).",
-            path=self.path,
-        )
 
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -382,7 +364,7 @@ def _fsync_folder(folder: str) -> None:
 
 
 _WINDOWS = os.name == "nt"
-_WINDOWS_RETRIES = 20  # x 50 ms: about a second (persistence.md §3, bpo-46003)
+_WINDOWS_RETRIES = 20  # x 50 ms: about a second (bpo-46003; docs/store-protocol.md)
 
 
 def _replace(source: str, target: str) -> None:
@@ -394,7 +376,7 @@ def _replace(source: str, target: str) -> None:
         except PermissionError:
             if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
                 raise
-            time.sleep(0.05)
+            _clock.sleep(0.05)
 
 
 def _open_for_reading(path: str) -> int:
@@ -405,7 +387,7 @@ def _open_for_reading(path: str) -> int:
         except PermissionError:
             if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
                 raise
-            time.sleep(0.05)
+            _clock.sleep(0.05)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

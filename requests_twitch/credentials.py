@@ -1,0 +1,373 @@
+"""TwitchCredentials: one account of one Twitch client, and everything done with its token.
+
+The requests binding (:class:`~requests_twitch.TwitchAuth`) only sends: it
+asks this object for the token, and for a renewal when Twitch answers 401.
+How a token is obtained, renewed, checked, revoked or logged in lives here,
+as google-auth keeps ``Credentials`` apart from ``AuthorizedSession``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterable
+
+from . import _clock, login
+from .exceptions import TokenRefreshError, TwitchAuthError
+from .keeper import OnRefresh, TokenKeeper
+from .login import Prompt
+from .oauth import DEFAULT_ID_URL, OAuthClient, with_validation
+from .stores import JSONTokenStore, TokenStore, open_store
+from .token import Kind, Token
+
+__all__ = ["EXPIRY_MARGIN", "VALIDATE_EVERY", "TwitchCredentials"]
+
+log = logging.getLogger(__name__)
+
+EXPIRY_MARGIN = 60.0
+"""Seconds before ``expires_at`` at which a token is renewed before use.
+
+Twitch prefers reacting to 401s (tokens die early for many reasons), so this
+only spares one wasted round trip for a token known to be dead."""
+
+VALIDATE_EVERY = 3600.0
+"""Twitch requires apps to validate their tokens at start and hourly, and audits them
+(https://dev.twitch.tv/docs/authentication/validate-tokens/)."""
+
+VALIDATE_RETRY = 60.0
+"""Seconds before a process tries again after it could not reach ``/validate``."""
+
+
+class TwitchCredentials:
+    """One account of one Twitch client: its token in a shared store, and the verbs to manage it.
+
+    The token lives in a store shared by every thread and process that uses
+    it (by default the JSON file :func:`~requests_twitch.stores.open_store`
+    picks). It is fetched on first use, renewed once across all of them when
+    it dies, and checked at Twitch's ``/validate`` hourly.
+
+    Args:
+        client_id: the application's client id.
+        client_secret: its secret; None for a public client. With a secret
+            and no user token, an app token is fetched on first use.
+        access_token: a user access token to seed the store with; written
+            only if the account's slot is empty (a stored token is newer).
+        refresh_token: the refresh token that goes with ``access_token``
+            (alone, it is traded for an access token on first use).
+        scopes: scopes asked for with an app token; the seed's scopes.
+        token_file: a JSON token file to use.
+        store: any :class:`~requests_twitch.TokenStore`, instead of a file.
+            With neither, :func:`~requests_twitch.open_store` picks one from
+            ``TWITCH_TOKEN_STORE`` or ``TWITCH_TOKEN_FILE``, else the
+            per-user default file.
+        account: which token of this client in the store; default ``"user"``
+            with a seed, else ``"app"``. Fixed once the token is first used.
+        on_refresh: ``on_refresh(old, new)``, called with two Tokens after a
+            renewal has been saved, only in the process that renewed.
+        id_url: the OAuth base URL, for FakeTwitch or a proxy.
+        validate_every: seconds between checks of the token at Twitch's
+            ``/validate`` (Twitch requires one at start and hourly); one check
+            serves every process sharing the store. None turns them off.
+
+    Example:
+        ::
+
+            credentials = TwitchCredentials("my-client-id", account="bot")
+            credentials.login_device(["chat:read"])       # once, by a person
+            auth = TwitchAuth(credentials=credentials)    # then, in every script
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        scopes: Iterable[str] | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        store: TokenStore | None = None,
+        account: str | None = None,
+        on_refresh: OnRefresh | None = None,
+        id_url: str = DEFAULT_ID_URL,
+        validate_every: float | None = VALIDATE_EVERY,
+    ) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("client_id must be a non-empty string")
+        if store is not None and token_file is not None:
+            raise TypeError("pass token_file or store, not both")
+        if store is None:
+            store = open_store() if token_file is None else JSONTokenStore(token_file)
+        self.client_id = client_id
+        self.validate_every = validate_every
+        seeded = access_token is not None or refresh_token is not None
+        scope_tuple = tuple(scopes or ())
+        self._keeper = TokenKeeper(
+            OAuthClient(client_id, client_secret, id_url=id_url),
+            store,
+            account or ("user" if seeded else "app"),
+            seed=None if access_token is None else Token(access_token, refresh_token=refresh_token, scopes=scope_tuple),
+            seed_refresh=refresh_token,
+            scopes=scope_tuple,
+            on_refresh=on_refresh,
+        )
+        self._account_given = account is not None
+        self._used = False
+        self._validate_retry_at = 0.0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> TwitchCredentials:
+        """Build credentials from ``TWITCH_CLIENT_ID``, ``TWITCH_CLIENT_SECRET``,
+        ``TWITCH_ACCESS_TOKEN``, ``TWITCH_REFRESH_TOKEN`` and ``TWITCH_ID_URL``.
+
+        The store comes from ``TWITCH_TOKEN_STORE`` or ``TWITCH_TOKEN_FILE``
+        (see :func:`~requests_twitch.open_store`). Keyword arguments override
+        the environment and pass any other argument.
+
+        Raises:
+            TwitchAuthError: no client id, in the environment or the arguments.
+        """
+        env = {
+            "client_id": "TWITCH_CLIENT_ID",
+            "client_secret": "TWITCH_CLIENT_SECRET",
+            "access_token": "TWITCH_ACCESS_TOKEN",
+            "refresh_token": "TWITCH_REFRESH_TOKEN",
+            "id_url": "TWITCH_ID_URL",
+        }
+        kwargs: dict[str, Any] = {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
+        kwargs.update(overrides)
+        client_id = kwargs.pop("client_id", None)
+        if not client_id:
+            raise TwitchAuthError("TWITCH_CLIENT_ID is not set: export your application's client id.")
+        return cls(client_id, kwargs.pop("client_secret", None), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.client_id!r}, account={self.account!r}, store={self.store!r})"
+
+    @property
+    def account(self) -> str:
+        """Which token of this client in the store (read-only)."""
+        return self._keeper.account
+
+    @property
+    def store(self) -> TokenStore:
+        """Where the token lives."""
+        return self._keeper.store
+
+    @property
+    def on_refresh(self) -> OnRefresh | None:
+        """Called as ``on_refresh(old, new)`` after a renewal was saved, in the renewing process."""
+        return self._keeper.on_refresh
+
+    @on_refresh.setter
+    def on_refresh(self, callback: OnRefresh | None) -> None:
+        self._keeper.on_refresh = callback
+
+    def close(self) -> None:
+        """Close the connections of the token calls."""
+        self._keeper.oauth.close()
+
+    # -- the token --------------------------------------------------------------
+
+    @property
+    def token(self) -> Token:
+        """The token to send now: the stored one, fetched first, renewed if known to be dead, validated if due.
+
+        This is every request's path: one ``stat`` of the store and one clock
+        read while nothing is due.
+        """
+        self._used = True
+        keeper = self._keeper
+        keeper.save_unsaved()
+        token = self.store.current(self.client_id, self.account)
+        now = _clock.now()
+        if token is None:
+            token = keeper.renew(None)
+        # The cheap necessary condition first: no margin is above EXPIRY_MARGIN.
+        elif (
+            token.expires_at is not None
+            and now >= token.expires_at - EXPIRY_MARGIN
+            and token.is_expired(_margin(token))
+            and keeper.renewable(token)
+        ):
+            try:
+                return keeper.renew(token.access_token)
+            except TokenRefreshError as exc:
+                # Twitch, not the clock, decides whether it is dead: send it as it is.
+                log.warning("could not renew the expiring token of account %r (%s); sending it", self.account, exc)
+                return token
+        if self._validation_due(token, now) and _clock.monotonic() >= self._validate_retry_at:
+            try:
+                token, _ = keeper.validate(token, due=lambda stored: self._validation_due(stored, _clock.now()))
+            except TwitchAuthError as exc:  # the request goes on; Twitch's 401, if any, is handled there
+                log.warning(
+                    "could not validate the token of account %r (%s); trying again in %g s",
+                    self.account, exc, VALIDATE_RETRY,
+                )
+                self._validate_retry_at = _clock.monotonic() + VALIDATE_RETRY
+        return token
+
+    def stored_token(self) -> Token | None:
+        """The token in the store now, as it is: no call to Twitch (one ``stat`` while nothing changed)."""
+        self._used = True
+        return self.store.current(self.client_id, self.account)
+
+    def renewable(self, token: Token | None) -> bool:
+        """Whether a token to replace ``token`` can be had (or a first one, for None)."""
+        return self._keeper.renewable(token)
+
+    def renew(self, failed: str | None) -> Token:
+        """Replace the token whose access token ``failed``, once across threads and processes.
+
+        If the stored token is no longer ``failed`` (someone renewed it), that
+        one is returned and Twitch is not called. This is what
+        :class:`~requests_twitch.TwitchAuth` calls on a 401.
+        """
+        self._used = True
+        return self._keeper.renew(failed)
+
+    def refresh(self) -> Token:
+        """Force one renewal of the token, single flight across threads and processes.
+
+        If another process renews it at the same moment, its token is adopted
+        and Twitch is called once in all.
+        """
+        current = self.stored_token() or self.renew(None)  # an empty slot gets its first token
+        return self.renew(current.access_token)
+
+    def validate(self) -> dict[str, Any]:
+        """Check the token at Twitch's ``/validate`` now, and return Twitch's answer.
+
+        What Twitch says (login, user id, scopes, remaining lifetime) is
+        recorded in the store. A token Twitch calls dead is renewed first.
+
+        Raises:
+            TwitchAuthError: Twitch calls even the renewed token invalid.
+        """
+        keeper = self._keeper
+        token = self.stored_token() or self.token
+        token, answer = keeper.validate(token, due=None)
+        if answer is None:  # it was dead and has been renewed: check the new one
+            token, answer = keeper.validate(token, due=None)
+        if answer is None:
+            raise TwitchAuthError(f"Twitch calls the token of account {self.account!r} invalid even after renewing it.")
+        return dict(answer)
+
+    def revoke(self) -> None:
+        """Revoke the token at Twitch and remove it from the store."""
+        token = self.store.current(self.client_id, self.account)
+        if token is None:
+            return
+        self._keeper.oauth.revoke(token.access_token)  # first: if Twitch refuses, the token stays where it was
+        self._keeper.forget()
+
+    def logout(self) -> bool:
+        """Remove the token from the store without calling Twitch; False if there was none."""
+        return self._keeper.forget() is not None
+
+    # -- getting a first token (the flows live in login.py and oauth.py) ----------
+
+    def login_app(self, scopes: Iterable[str] = ()) -> Token:
+        """Fetch an app token with the client-credentials grant and store it (needs the secret)."""
+        self._check_login("app")
+        return self._store_login(self._keeper.oauth.client_credentials(tuple(scopes)), kind="app")
+
+    def login_device(self, scopes: Iterable[str] = (), *, prompt: Prompt | None = None) -> Token:
+        """Log a user in with Twitch's device code flow, and store the token.
+
+        ``prompt`` (default: print to stderr) is called once with the text to
+        show the user: the verification URL and the user code. Blocks until
+        the user approves, refuses, or the code expires. The flow for cron
+        jobs, SSH and remote notebooks, and the only one for public clients.
+        """
+        self._check_login("user")
+        return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
+
+    def authorize_url(
+        self,
+        scopes: Iterable[str],
+        redirect_uri: str,
+        *,
+        state: str | None = None,
+        force_verify: bool = False,
+        response_type: str = "code",
+        nonce: str | None = None,
+    ) -> str:
+        """The URL of Twitch's authorize page, for the code (``"code"``), implicit (``"token"``) or OIDC flow."""
+        return login.authorize_url(
+            self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify,
+            response_type=response_type, nonce=nonce,
+        )
+
+    def exchange_code(self, code: str, redirect_uri: str) -> Token:
+        """Trade the authorization code of a redirect for a user token, and store it."""
+        self._check_login("user")
+        return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri))
+
+    def exchange_redirect(self, redirect_url: str, redirect_uri: str, *, state: str | None = None) -> Token:
+        """Like :meth:`exchange_code`, from the whole URL Twitch redirected to (pasted from a browser).
+
+        Checks ``state`` when given, and reports a refusal (``access_denied``) clearly.
+        """
+        return self.exchange_code(login.code_from_redirect(redirect_url, state), redirect_uri)
+
+    def login_browser(
+        self, scopes: Iterable[str] = (), *, port: int = 0, open_browser: bool = True, prompt: Prompt | None = None
+    ) -> Token:
+        """Log a user in through a browser, with the redirect served on ``http://localhost:PORT/``.
+
+        ``port`` 0 picks a free port; the app must have that redirect URL
+        registered. ``prompt`` gets the authorize URL (default: printed to
+        stderr); a browser is opened too when ``open_browser`` and there is
+        one. The server listens on the loopback interface only, and the
+        redirect's ``state`` must match the one sent.
+        """
+        from .loopback import wait_for_redirect  # http.server and webbrowser: only when logging in
+
+        self._check_login("user")
+
+        url, redirect_uri, state = wait_for_redirect(
+            self._keeper.oauth, scopes, port=port, open_browser=open_browser, prompt=prompt or login.print_to_stderr
+        )
+        return self.exchange_redirect(url, redirect_uri, state=state)
+
+    def _check_login(self, kind: Kind) -> None:
+        """Refuse, before anything is asked of Twitch or the user, a login that would switch a used account.
+
+        ``TwitchCredentials("id", "secret").login_device()`` logs a user in:
+        from then on these credentials use that user's token, in account
+        "user". Never under threads already using the other account.
+        """
+        if not self._account_given and self.account != kind and self._used:
+            raise TwitchAuthError(
+                f"these credentials already use account {self.account!r}; a {kind} login would switch it"
+                f" under whoever uses them. Log in with TwitchCredentials(..., account={kind!r})."
+            )
+
+    def _store_login(self, token: Token, kind: Kind = "user") -> Token:
+        if not self._account_given and self.account != kind:
+            self._check_login(kind)
+            self._keeper.account = kind
+        if kind == "user":
+            try:
+                answer = self._keeper.oauth.validate(token.access_token)  # who logged in, which scopes
+            except TwitchAuthError as exc:  # the token is good all the same: never lose it for this
+                log.warning("could not ask Twitch who logged in (%s); storing the token without it", exc)
+                answer = None
+            if answer is not None:
+                token = with_validation(token, answer)
+        self._keeper.put(token)
+        log.info("stored the new %s token of client %r, account %r", kind, self.client_id, self.account)
+        return token
+
+    def _validation_due(self, token: Token, now: float) -> bool:
+        every = self.validate_every
+        return every is not None and (token.validated_at is None or now - token.validated_at >= every)
+
+
+def _margin(token: Token) -> float:
+    # Never more than a tenth of the token's lifetime, so a short-lived token
+    # is not renewed on every request.
+    if token.expires_at is not None and token.obtained_at is not None:
+        return min(EXPIRY_MARGIN, (token.expires_at - token.obtained_at) / 10)
+    return EXPIRY_MARGIN

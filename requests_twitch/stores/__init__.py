@@ -1,0 +1,87 @@
+"""Token stores, and the one place that picks a store from the environment.
+
+- :class:`TokenStore`: the protocol (base.py); its lock is written once there.
+- :class:`MemoryTokenStore`: one process (memory.py).
+- :class:`JSONTokenStore`: every process of one machine, in a JSON file (json_file.py).
+- :class:`RedisTokenStore`: every process of every machine, in Redis (redis.py).
+
+:func:`open_store` reads ``TWITCH_TOKEN_STORE`` and ``TWITCH_TOKEN_FILE``:
+:class:`~requests_twitch.TwitchCredentials`, its ``from_env()`` and the
+``requests-twitch`` command all get their store from it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .base import TokenStore
+from .json_file import JSONTokenStore
+from .memory import MemoryTokenStore
+from .redis import RedisTokenStore
+
+__all__ = [
+    "JSONTokenStore",
+    "MemoryTokenStore",
+    "RedisTokenStore",
+    "TokenStore",
+    "default_token_file",
+    "move_tokens",
+    "open_store",
+]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> TokenStore:
+    """The store at ``location``, or the one the environment names.
+
+    ``location`` is a Redis URL (``redis://``, ``rediss://``, ``unix://``),
+    giving a :class:`RedisTokenStore`, or a token file's path, giving a
+    :class:`JSONTokenStore`. When it is None: ``$TWITCH_TOKEN_STORE`` (either
+    kind), else ``$TWITCH_TOKEN_FILE``, else :func:`default_token_file`.
+
+    Example:
+        >>> open_store("/tmp/tokens.json")
+        JSONTokenStore('/tmp/tokens.json')
+    """
+    if location is None:
+        location = os.environ.get("TWITCH_TOKEN_STORE") or default_token_file()
+    text = os.fspath(location)
+    if text.split("://", 1)[0] in _REDIS_SCHEMES:
+        return RedisTokenStore(text)
+    return JSONTokenStore(text)
+
+
+def default_token_file() -> str:
+    """The token file used when none is given: ``$TWITCH_TOKEN_FILE``, else a per-user config file.
+
+    On Linux that is ``$XDG_CONFIG_HOME/requests-twitch/tokens.json``
+    (``~/.config/...``); platformdirs picks the right folder elsewhere.
+    """
+    from_env = os.environ.get("TWITCH_TOKEN_FILE")
+    if from_env:
+        return from_env
+    import platformdirs  # only when no file is named: most deployments name one
+
+    return os.path.join(platformdirs.user_config_dir("requests-twitch", appauthor=False), "tokens.json")
+
+
+def move_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
+    """Move every token of ``source`` into ``target`` (from the file to Redis), leaving none behind.
+
+    A single-use refresh token must live in one store only: a process still on
+    the old store would spend it a second time. Both stores are locked while
+    the tokens move, and each is removed from ``source`` once ``target`` has
+    it. A token ``target`` already has is kept unless ``overwrite``: it may be
+    newer. Returns (moved, kept).
+    """
+    moved = kept = 0
+    with source.lock(), target.lock():
+        for (client_id, account), token in source.items():
+            if overwrite or target.load(client_id, account) is None:
+                target.save(client_id, account, token)
+                moved += 1
+            else:
+                kept += 1
+            source.delete(client_id, account)
+    return moved, kept

@@ -1,0 +1,213 @@
+"""TokenStore: the store protocol, with its lock written once for every backend.
+
+The single flight that keeps a single-use refresh token from being spent
+twice lives in :mod:`requests_twitch.keeper`; a store offers the parts it
+needs (docs/store-protocol.md):
+
+- ``version()``: a cheap "has it changed" marker for the hot path;
+- ``load()``: an authoritative read that needs no lock;
+- ``lock()``: exclusion across threads and processes;
+- ``save()``/``delete()``: atomic writes, only while holding ``lock()``.
+
+``lock()`` is a template, as filelock's ``BaseFileLock.acquire`` is: the
+timeout, the non-blocking attempt, the holder checks and the error message
+are here, once; a backend writes only how to take and give back its lock
+(``_acquire``/``_release``) and how to write (``_save``/``_delete``).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import threading
+from typing import Hashable, Iterator
+
+from .. import _clock
+from ..exceptions import TokenStoreError
+from ..token import Token
+
+__all__ = ["CACHE_SECONDS", "DEFAULT_LOCK_TIMEOUT", "TokenStore"]
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+"""Seconds to wait for the store's lock; longer than a token call's timeout,
+so that a process waiting behind a slow refresh does not give up first."""
+
+CACHE_SECONDS = 1.0
+"""How long :meth:`TokenStore.current` trusts an unchanged version without a re-read."""
+
+_Key = tuple[str, str]
+
+
+class TokenStore(abc.ABC):
+    """Where tokens live, shared by every thread and process that uses it.
+
+    A store keeps the current token of each (client id, account). A backend
+    implements seven methods with the promises documented on each:
+    :meth:`version`, :meth:`load` and :meth:`_items` to read; :meth:`_acquire`
+    and :meth:`_release` to lock; :meth:`_save` and :meth:`_delete` to write.
+    Everything else (the public :meth:`lock`, :meth:`save`, :meth:`delete`,
+    :meth:`items` and the cached :meth:`current`) is built here on them.
+    Subclasses call ``super().__init__()`` and set :attr:`location`.
+
+    Example:
+        A store is used under its lock for every change::
+
+            with store.lock():
+                store.save("my-client-id", "bot", token)
+    """
+
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    """Seconds a blocking :meth:`lock` waits before raising :class:`TokenStoreError`."""
+
+    location: str = ""
+    """Where the store is, for messages: a path or a URL without its password."""
+
+    def __init__(self) -> None:
+        # key -> (version seen, token then, monotonic time of the read);
+        # replaced whole, never mutated, so threads reading it without a lock
+        # see a consistent entry.
+        self._cache: dict[_Key, tuple[Hashable, Token | None, float]] = {}
+        # (pid, thread id) -> the backend's handle of the lock that thread holds.
+        # The pid: after fork(), a child's thread may carry the id of a parent
+        # thread that held the lock, and must not pass for its holder.
+        self._holders: dict[tuple[int, int], object] = {}
+
+    # -- what a backend implements ------------------------------------------
+
+    @abc.abstractmethod
+    def version(self) -> Hashable:
+        """Return a cheap marker of the store's content, read without a lock.
+
+        Two equal markers should mean the content did not change in between;
+        a marker may also change when nothing did (that only costs a reload).
+        It is a hint for the hot path: correctness never depends on it,
+        because a 401 always goes through :meth:`lock` and :meth:`load`.
+        """
+
+    @abc.abstractmethod
+    def load(self, client_id: str, account: str) -> Token | None:
+        """Read the stored token of an account from the backend itself, bypassing caches.
+
+        Needs no lock: writers replace content atomically, so a reader sees
+        either the old or the new state. Returns None if there is none.
+
+        Raises:
+            TokenStoreError: the store is unreadable or corrupt.
+        """
+
+    @abc.abstractmethod
+    def _items(self) -> list[tuple[_Key, Token]]:
+        """Every stored token, as ((client id, account), token) pairs in any order; an authoritative read."""
+
+    @abc.abstractmethod
+    def _acquire(self, timeout: float) -> object | None:
+        """Take the lock, waiting at most ``timeout`` seconds (0: one attempt).
+
+        Returns a handle (anything but None) that :meth:`_release` gets back,
+        or None if the lock was not taken in time. Exclusion must hold across
+        threads and processes; the calling thread never holds it already.
+
+        Raises:
+            TokenStoreError: the lock cannot be made (not a timeout).
+        """
+
+    @abc.abstractmethod
+    def _release(self, handle: object) -> None:
+        """Give back the lock taken as ``handle``; never raises for a lock already lost."""
+
+    @abc.abstractmethod
+    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
+        """Write the token of an account atomically, keeping every other account; the lock is held as ``handle``."""
+
+    @abc.abstractmethod
+    def _delete(self, client_id: str, account: str, handle: object) -> None:
+        """Remove the token of an account, if any; the lock is held as ``handle``."""
+
+    # -- the protocol, written once -------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        """Hold the store's lock, which excludes every other holder in any thread or process.
+
+        Yields True once the lock is held. With ``blocking=False`` it makes
+        one attempt and yields False at once if another holder has the lock
+        (like ``threading.Lock.acquire(blocking=False)``), so that a waiter can
+        watch the store between attempts.
+
+        Raises:
+            TokenStoreError: a blocking attempt timed out after
+                :attr:`lock_timeout` seconds, or the lock cannot be made.
+            RuntimeError: this thread holds the lock already (it is not re-entrant).
+        """
+        me = _me()
+        if me in self._holders:
+            raise RuntimeError(f"{self!r}: this thread holds the lock already; it is not re-entrant")
+        handle = self._acquire(self.lock_timeout if blocking else 0)
+        if handle is None:
+            if blocking:
+                raise self.timeout_error()
+            yield False
+            return
+        self._holders[me] = handle
+        try:
+            yield True
+        finally:
+            del self._holders[me]
+            self._release(handle)
+
+    def save(self, client_id: str, account: str, token: Token) -> None:
+        """Store the token of an account, keeping every other account as it is.
+
+        Must be called while holding :meth:`lock`. The write is atomic: a
+        reader never sees it half done, and a failure leaves the old content.
+
+        Raises:
+            TokenStoreError: the store could not be written; it is unchanged.
+            RuntimeError: the lock is not held by this thread.
+        """
+        self._save(client_id, account, token, self._handle())
+
+    def delete(self, client_id: str, account: str) -> None:
+        """Remove the token of an account, if any. Must be called while holding :meth:`lock`."""
+        self._delete(client_id, account, self._handle())
+
+    def items(self) -> list[tuple[_Key, Token]]:
+        """Every stored token, as ((client id, account), token) pairs sorted by key; an authoritative read."""
+        return sorted(self._items(), key=lambda item: item[0])
+
+    def current(self, client_id: str, account: str) -> Token | None:
+        """Return the stored token, re-reading the backend only when :meth:`version` changed.
+
+        This is the per-request path: no lock, and no parse while nothing changed.
+        """
+        key = (client_id, account)
+        version = self.version()  # read before the data: a write in between only costs a reload
+        cached = self._cache.get(key)
+        now = _clock.monotonic()
+        # An unchanged version is trusted for a second at most: on a file
+        # system with coarse timestamps a rewrite can leave the stat signature
+        # as it was, and the cache must not hide it for longer than that.
+        if cached is not None and cached[0] == version and now - cached[2] < CACHE_SECONDS:
+            return cached[1]
+        token = self.load(client_id, account)
+        self._cache[key] = (version, token, now)
+        return token
+
+    def timeout_error(self) -> TokenStoreError:
+        """The error of a lock not taken within :attr:`lock_timeout`, for callers that wait in their own loop."""
+        return TokenStoreError(
+            f"{self.location}: could not take the store's lock within {self.lock_timeout:g} s; another process"
+            " holds it (raise lock_timeout if renewals are slow here).",
+            path=self.location,
+        )
+
+    def _handle(self) -> object:
+        handle = self._holders.get(_me())
+        if handle is None:
+            raise RuntimeError("a store is changed only while holding lock()")
+        return handle
+
+
+def _me() -> tuple[int, int]:
+    return (os.getpid(), threading.get_ident())

@@ -1,0 +1,59 @@
+"""MemoryTokenStore: tokens in this process's memory, for tests and for scripts that keep nothing."""
+
+from __future__ import annotations
+
+import threading
+from typing import Hashable
+
+from ..token import Token
+from .base import TokenStore
+
+__all__ = ["MemoryTokenStore"]
+
+
+class MemoryTokenStore(TokenStore):
+    """A store in this process's memory: for tests, and for scripts that keep nothing.
+
+    Threads of one process share it safely; other processes do not see it.
+
+    Example:
+        >>> store = MemoryTokenStore()
+        >>> with store.lock():
+        ...     store.save("client", "user", Token("abc"))
+        >>> store.current("client", "user").access_token
+        'abc'
+    """
+
+    location = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tokens: dict[tuple[str, str], Token] = {}
+        self._version = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def version(self) -> Hashable:
+        return self._version
+
+    def load(self, client_id: str, account: str) -> Token | None:
+        return self._tokens.get((client_id, account))
+
+    def _items(self) -> list[tuple[tuple[str, str], Token]]:
+        return list(self._tokens.items())
+
+    def _acquire(self, timeout: float) -> object | None:
+        return True if self._lock.acquire(timeout=timeout) else None
+
+    def _release(self, handle: object) -> None:
+        self._lock.release()
+
+    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
+        self._tokens[(client_id, account)] = token
+        self._version += 1
+
+    def _delete(self, client_id: str, account: str, handle: object) -> None:
+        if self._tokens.pop((client_id, account), None) is not None:
+            self._version += 1
