@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 WORKER = str(Path(__file__).with_name("_worker.py"))
 DEADLINE = 120  # seconds for any one wait; the suite never hangs
+
+
+@contextlib.contextmanager
+def running(argv: list[str], **popen: Any) -> Iterator[subprocess.Popen[str]]:
+    """A process with text pipes on stdin, stdout and stderr, killed and reaped however the block ends."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=DEADLINE)
 
 
 class Workers:

@@ -13,9 +13,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from requests_twitch import TwitchAuth
+from requests_twitch import Token, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
+from _helpers import MakeAuth
 from _procs import Workers
 
 
@@ -26,8 +27,8 @@ def token_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_auth(fake_twitch: FakeTwitch, token_file: Path) -> Callable[..., TwitchAuth]:
-    """Build a TwitchAuth pointed at FakeTwitch and the test's token file."""
+def make_auth(fake_twitch: FakeTwitch, token_file: Path) -> MakeAuth:
+    """Build a TwitchAuth pointed at FakeTwitch: with ``store=`` any store, else the test's token file."""
 
     def make(**kwargs: object) -> TwitchAuth:
         kwargs.setdefault("client_secret", fake_twitch.client_secret)
@@ -42,6 +43,20 @@ def make_auth(fake_twitch: FakeTwitch, token_file: Path) -> Callable[..., Twitch
         )
 
     return make
+
+
+@pytest.fixture
+def seeded(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> Callable[..., tuple[TwitchAuth, Token]]:
+    """Build a TwitchAuth seeded with a fresh user token of FakeTwitch; returns (auth, that token).
+
+    ``scopes`` are the user token's; other keyword arguments go to ``make_auth`` (``store=``...).
+    """
+
+    def seed(scopes: tuple[str, ...] | list[str] = (), **kwargs: object) -> tuple[TwitchAuth, Token]:
+        user = fake_twitch.issue_user_token(scopes=scopes)
+        return make_auth(access_token=user.access_token, refresh_token=user.refresh_token, **kwargs), user
+
+    return seed
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,8 @@ from requests_twitch.auth import Action, decide
 from requests_twitch.stores import default_token_file
 from requests_twitch.testing import FakeTwitch
 
-MakeAuth = Callable[..., TwitchAuth]
+from _helpers import INVALID_TOKEN_401, MakeAuth, Seeded
+
 
 
 @pytest.fixture
@@ -36,9 +37,6 @@ def other_origin() -> Iterator[FakeTwitch]:
         yield other
 
 
-def seeded(fake: FakeTwitch, make_auth: MakeAuth, **kwargs: object) -> tuple[TwitchAuth, Token]:
-    user = fake.issue_user_token(**kwargs)  # type: ignore[arg-type]
-    return make_auth(access_token=user.access_token, refresh_token=user.refresh_token), user
 
 
 # -- the pure decision ---------------------------------------------------------------
@@ -153,9 +151,9 @@ def test_app_token_is_fetched_once_on_first_use_and_stored(
 
 
 def test_seed_is_written_on_first_use_only_into_an_empty_slot(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, token_file: Path
 ) -> None:
-    auth, user = seeded(fake_twitch, make_auth)
+    auth, user = seeded()
     assert auth.credentials.account == "user"
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").access_token == user.access_token  # type: ignore[union-attr]
@@ -215,9 +213,9 @@ def test_an_app_token_is_minted_again_on_401(fake_twitch: FakeTwitch, make_auth:
     assert auth.credentials.token.kind == "app" and auth.credentials.token != first
 
 
-def test_a_second_401_is_returned_without_a_loop(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
-    invalid = '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}'
+def test_a_second_401_is_returned_without_a_loop(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
+    auth, _ = seeded()
+    invalid = INVALID_TOKEN_401
     fake_twitch.queue_response("/helix/users", 401, invalid)
     fake_twitch.queue_response("/helix/users", 401, invalid)
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
@@ -226,8 +224,8 @@ def test_a_second_401_is_returned_without_a_loop(fake_twitch: FakeTwitch, make_a
 
 
 @pytest.mark.parametrize("body", ["", "<html>Unauthorized</html>", "{not json"])
-def test_a_401_without_a_json_message_is_refreshed(fake_twitch: FakeTwitch, make_auth: MakeAuth, body: str) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
+def test_a_401_without_a_json_message_is_refreshed(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, body: str) -> None:
+    auth, _ = seeded()
     fake_twitch.queue_response("/helix/users", 401, body, "text/html")
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and fake_twitch.calls["refresh_token"] == 1
@@ -244,9 +242,9 @@ def test_a_401_without_a_json_message_is_refreshed(fake_twitch: FakeTwitch, make
     ],
 )
 def test_incurable_401s_are_returned_without_spending_a_refresh_token(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, message: str
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, message: str
 ) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
+    auth, _ = seeded()
     fake_twitch.queue_response("/helix/users", 401, f'{{"error":"Unauthorized","status":401,"message":"{message}"}}')
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 401 and r.history == []
@@ -254,17 +252,17 @@ def test_incurable_401s_are_returned_without_spending_a_refresh_token(
     assert fake_twitch.calls["refresh_token"] == 0
 
 
-def test_a_real_missing_scope_is_not_refreshed(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth, _ = seeded(fake_twitch, make_auth, scopes=["chat:read"])
+def test_a_real_missing_scope_is_not_refreshed(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
+    auth, _ = seeded(scopes=["chat:read"])
     r = requests.post(f"{fake_twitch.api_url}/chat/messages", json={"message": "hi"}, auth=auth)
     assert (r.status_code, r.json()["message"]) == (401, "Missing scope: user:write:chat")
     assert fake_twitch.calls["refresh_token"] == 0
 
 
 def test_a_file_body_is_rewound_and_replayed_whole(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, tmp_path: Path
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, tmp_path: Path
 ) -> None:
-    auth, _ = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
+    auth, _ = seeded(scopes=["user:write:chat"])
     payload = b'{"broadcaster_id": "1", "sender_id": "1", "message": "' + b"x" * 100_000 + b'"}'
     (tmp_path / "body.json").write_bytes(payload)
     _ = auth.credentials.token  # in use (and validated) before it dies
@@ -275,8 +273,8 @@ def test_a_file_body_is_rewound_and_replayed_whole(
     assert [req.body for req in fake_twitch.helix_requests[-2:]] == [payload, payload]
 
 
-def test_a_generator_body_is_never_replayed_half_empty(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth, user = seeded(fake_twitch, make_auth, scopes=["user:write:chat"])
+def test_a_generator_body_is_never_replayed_half_empty(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
+    auth, user = seeded(scopes=["user:write:chat"])
     _ = auth.credentials.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
     chunks = (part for part in [b'{"message":', b' "hi"}'])
@@ -316,9 +314,9 @@ def test_a_refused_refresh_raises_with_twitchs_message_and_keeps_the_token(
 
 
 def test_after_a_failed_renewal_nobody_retries_until_the_pause_is_over(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path, monkeypatch: pytest.MonkeyPatch
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
+    auth, _ = seeded()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     fake_twitch.expire_tokens()
     fake_twitch.queue_response("/oauth2/token", 503, '{"status":503,"message":"Service Unavailable"}')
@@ -337,9 +335,9 @@ def test_after_a_failed_renewal_nobody_retries_until_the_pause_is_over(
 
 
 def test_a_token_expired_by_the_clock_is_renewed_before_sending(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, monkeypatch: pytest.MonkeyPatch
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth, user = seeded(fake_twitch, make_auth)
+    auth, user = seeded()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     monkeypatch.setattr(clock_module, "now", lambda: 1e12)  # far past any expiry (the seed has none)
     with auth.credentials.store.lock():
@@ -350,9 +348,9 @@ def test_a_token_expired_by_the_clock_is_renewed_before_sending(
     assert fake_twitch.calls["refresh_token"] == 1
 
 
-def test_threads_sharing_one_auth_refresh_once(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+def test_threads_sharing_one_auth_refresh_once(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
     fake_twitch.token_delay = 0.05
-    auth, _ = seeded(fake_twitch, make_auth)
+    auth, _ = seeded()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     fake_twitch.expire_tokens()
     statuses: list[int] = []
@@ -373,8 +371,8 @@ def test_threads_sharing_one_auth_refresh_once(fake_twitch: FakeTwitch, make_aut
     assert fake_twitch.grants_revoked == 0
 
 
-def test_refresh_forces_one_renewal(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth, user = seeded(fake_twitch, make_auth)
+def test_refresh_forces_one_renewal(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
+    auth, user = seeded()
     new = auth.credentials.refresh()
     assert new.access_token != user.access_token and auth.credentials.token == new
     assert fake_twitch.calls["refresh_token"] == 1
@@ -443,7 +441,7 @@ def test_errors_are_request_exceptions_and_survive_pickling() -> None:
 
 
 def test_no_secret_in_any_log_record_repr_or_error(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, caplog: pytest.LogCaptureFixture
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger: ours, requests', urllib3's, oauthlib's
     texts: list[str] = []
@@ -451,7 +449,7 @@ def test_no_secret_in_any_log_record_repr_or_error(
     requests.get(f"{fake_twitch.api_url}/games/top", auth=app)
     fake_twitch.expire_tokens()
     requests.get(f"{fake_twitch.api_url}/games/top", auth=app)
-    user, _ = seeded(fake_twitch, make_auth, scopes=["chat:read"])
+    user, _ = seeded(scopes=["chat:read"])
     requests.get(f"{fake_twitch.api_url}/users", auth=user)
     fake_twitch.expire_tokens()
     r = requests.get(f"{fake_twitch.api_url}/users", auth=user)
@@ -471,10 +469,10 @@ def test_no_secret_in_any_log_record_repr_or_error(
 
 
 def test_a_replay_that_redirects_off_the_origin_takes_no_credentials_along(
-    fake_twitch: FakeTwitch, other_origin: FakeTwitch, make_auth: MakeAuth
+    fake_twitch: FakeTwitch, other_origin: FakeTwitch, make_auth: MakeAuth, seeded: Seeded
 ) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
-    fake_twitch.queue_response("/helix/moved", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}')
+    auth, _ = seeded()
+    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{other_origin.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert fake_twitch.calls["refresh_token"] == 1
@@ -484,10 +482,10 @@ def test_a_replay_that_redirects_off_the_origin_takes_no_credentials_along(
 
 
 def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded
 ) -> None:
-    auth, user = seeded(fake_twitch, make_auth)
-    fake_twitch.queue_response("/helix/moved", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}')
+    auth, user = seeded()
+    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert r.status_code == 200
@@ -496,10 +494,10 @@ def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
     assert auth.credentials.token.access_token != user.access_token
 
 
-def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth, _ = seeded(fake_twitch, make_auth)
+def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
+    auth, _ = seeded()
     fake_twitch.queue_response(
-        "/helix/users", 401, '{"error":"Unauthorized","status":401,"message":"Invalid OAuth token"}',
+        "/helix/users", 401, INVALID_TOKEN_401,
         headers={"Set-Cookie": "twilight=abc; Path=/"},
     )
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)

@@ -12,7 +12,8 @@ import requests
 from requests_twitch import JSONTokenStore, TokenRefreshError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
-MakeAuth = Callable[..., TwitchAuth]
+from _helpers import MakeAuth
+
 
 GARBAGE = {
     "HTML": (200, "<html><body>Sign in to the Wi-Fi</body></html>", "text/html", "not with a JSON object"),

@@ -17,6 +17,8 @@ import requests
 from requests_twitch import JSONTokenStore
 from requests_twitch.testing import STREAMS, FakeTwitch
 
+from _procs import running
+
 COMMAND = shutil.which("requests-twitch") or ""
 
 
@@ -37,16 +39,10 @@ def cli(env: dict[str, str], *args: str, stdin: str = "", printed: list[str] | N
 
 
 def login_device(env: dict[str, str], fake: FakeTwitch, *extra: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen([COMMAND, "login", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
+    with running([COMMAND, "login", *extra], env=env) as proc:
         prompt = proc.stderr.readline()  # type: ignore[union-attr]
         fake.approve_device(re.search(r"enter the code (\w+)", prompt).group(1))  # type: ignore[union-attr]
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, prompt + err)
 
 
@@ -96,32 +92,20 @@ def test_login_app_and_logout(fake_twitch: FakeTwitch, env: dict[str, str], toke
 
 
 def test_login_browser_with_the_user_acting_in_a_browser(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
-    proc = subprocess.Popen([COMMAND, "login", "--browser", "--no-open"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
+    with running([COMMAND, "login", "--browser", "--no-open"], env=env) as proc:
         url = re.search(r"(http://\S+/oauth2/authorize\S+)", proc.stderr.readline()).group(1)  # type: ignore[union-attr]
         threading.Thread(target=lambda: requests.get(url, timeout=10)).start()  # the browser
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert "logged in: twitchdev" in out
 
 
 def test_login_paste_for_a_remote_machine(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
-    proc = subprocess.Popen([COMMAND, "login", "--paste", "--redirect-uri", "http://localhost:3000/"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running([COMMAND, "login", "--paste", "--redirect-uri", "http://localhost:3000/"], env=env) as proc:
         proc.stderr.readline()  # type: ignore[union-attr]
         url = proc.stderr.readline().strip()  # type: ignore[union-attr]
         landed = requests.get(url, allow_redirects=False).headers["Location"]  # where the browser ends
         out, err = proc.communicate(landed + "\n", timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert "logged in: twitchdev" in out
 

@@ -17,17 +17,15 @@ from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenRefres
 from requests_twitch.keeper import Step, next_step
 from requests_twitch.testing import FakeTwitch
 
-MakeAuth = Callable[..., TwitchAuth]
+from _helpers import MakeAuth, Seeded
 
 
-def seeded(fake: FakeTwitch, make_auth: MakeAuth, **kwargs: object) -> TwitchAuth:
-    user = fake.issue_user_token()
-    return make_auth(access_token=user.access_token, refresh_token=user.refresh_token, **kwargs)
 
 
-def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+
+def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
     """After a read timeout the refresh may have been applied: retrying at once could revoke the grant."""
-    auth = seeded(fake_twitch, make_auth)
+    auth = seeded()[0]
     _ = auth.credentials.token  # stored
     auth.credentials._keeper.oauth.timeout = (1.0, 0.2)
     fake_twitch.token_delay = 0.5
@@ -80,9 +78,9 @@ def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(fake_twitch: 
 
 
 def test_a_failed_early_renewal_still_sends_the_valid_token(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, monkeypatch: pytest.MonkeyPatch
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth = seeded(fake_twitch, make_auth)
+    auth = seeded()[0]
     stored = auth.credentials.token
     with auth.credentials.store.lock():  # valid, but within a minute of its expiry
         auth.credentials.store.save(auth.credentials.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
@@ -94,9 +92,9 @@ def test_a_failed_early_renewal_still_sends_the_valid_token(
 
 
 def test_refresh_renews_once_even_when_the_clock_says_expired(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded
 ) -> None:
-    auth = seeded(fake_twitch, make_auth)
+    auth = seeded()[0]
     stored = auth.credentials.token
     with auth.credentials.store.lock():
         auth.credentials.store.save(auth.credentials.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
@@ -139,9 +137,9 @@ def test_invalid_refresh_token_adopts_a_token_saved_meanwhile(fake_twitch: FakeT
 
 
 def test_the_auth_crosses_into_a_process_pool_by_pickle(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, token_file: Path
 ) -> None:
-    auth = seeded(fake_twitch, make_auth)
+    auth = seeded()[0]
     _ = auth.credentials.token
     copy = pickle.loads(pickle.dumps(auth))
     fake_twitch.expire_tokens()

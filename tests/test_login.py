@@ -12,10 +12,11 @@ import pytest
 import requests
 
 import requests_twitch._clock as clock_module
-from requests_twitch import JSONTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect
+from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect
 from requests_twitch.testing import FakeTwitch
 
-MakeAuth = Callable[..., TwitchAuth]
+from _helpers import MakeAuth, store_with
+
 
 
 @pytest.fixture
@@ -257,19 +258,11 @@ def test_revoke_kills_the_token_and_forgets_it(fake_twitch: FakeTwitch, make_aut
     auth.credentials.revoke()
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is None
     r = requests.get(f"{fake_twitch.api_url}/users", auth=TwitchAuth(
-        fake_twitch.client_id, store=_static(fake_twitch.client_id, token), id_url=fake_twitch.id_url,
+        fake_twitch.client_id, store=store_with(MemoryTokenStore(), fake_twitch.client_id, "app", Token(token.access_token)), id_url=fake_twitch.id_url,
         api_url=fake_twitch.api_url, validate_every=None))
     assert r.status_code == 401
     assert fake_twitch.calls["revoke"] == 1
 
-
-def _static(client_id: str, token: Token) -> object:
-    from requests_twitch import MemoryTokenStore
-
-    store = MemoryTokenStore()
-    with store.lock():
-        store.save(client_id, "app", Token(token.access_token))
-    return store
 
 
 def test_a_refused_revoke_keeps_the_token(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:

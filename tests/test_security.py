@@ -15,6 +15,8 @@ import pytest
 
 from requests_twitch import InsecureTokenFileWarning, JSONTokenStore, Token, TokenStoreError
 
+from _helpers import store_with
+
 CID = "client"
 NOBODY = 65534
 needs_root = pytest.mark.skipif(
@@ -23,10 +25,7 @@ needs_root = pytest.mark.skipif(
 
 
 def write_store(path: Path, token: Token = Token("a", refresh_token="r")) -> JSONTokenStore:
-    store = JSONTokenStore(path)
-    with store.lock():
-        store.save(CID, "user", token)
-    return store
+    return store_with(JSONTokenStore(path), CID, "user", token)
 
 
 def test_a_file_others_can_read_is_warned_about_once_and_never_widened(
