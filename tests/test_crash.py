@@ -1,7 +1,10 @@
 """Crash safety: processes killed with SIGKILL at random moments lose nothing and leave no lock held.
 
-Bounded by time: a supervisor kills and replaces workers for a few seconds
-while a reader checks the file at every moment it can.
+Bounded by events, not by a clock: a supervisor makes KILLS kills, each of a
+random worker that is renewing tokens, after the live workers have saved a
+random few renewals since the previous kill and a reader has checked the
+whole file again, and at a random moment after that. A busy machine only
+makes the run slower; it never makes it prove less.
 """
 
 from __future__ import annotations
@@ -17,17 +20,25 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 from requests_twitch import JSONTokenStore
 from requests_twitch.oauth import OAuthClient
 from requests_twitch.testing import FakeTwitch
 
 from _crash_worker import fingerprint
+from _procs import DEADLINE
 
 WORKER = str(Path(__file__).with_name("_crash_worker.py"))
 ACCOUNTS = ["alice", "bob", "carol", "dave"]
-DURATION = 6.0
 WORKERS = 5
+KILLS = 30
+SAVES_BETWEEN_KILLS = (1, 4)
+"""Renewals the live workers save between two kills, drawn at random: the run goes on between kills."""
+READS_BETWEEN_KILLS = 2
+"""Whole reads of the file that start and end after a kill, before the next one."""
+JITTER = 0.1
+"""At most this many seconds between the progress seen and the kill: a random moment of a refresh."""
 
 
 def test_random_sigkills_never_corrupt_lose_or_roll_back_tokens(token_file: Path) -> None:
@@ -46,16 +57,23 @@ def test_random_sigkills_never_corrupt_lose_or_roll_back_tokens(token_file: Path
         })
         saved: dict[str, list[str]] = defaultdict(list)
         errors: list[str] = []
-        lines_lock = threading.Lock()
+        progress: dict[int, int] = {}  # pid -> renewals it reported saved
+        ready: set[int] = set()  # pids in their refresh loop
+        state = threading.Lock()  # guards the counts above and below
+        line_seen, read_done = threading.Condition(state), threading.Condition(state)
 
         def collect(proc: subprocess.Popen[str]) -> None:
             for line in proc.stdout:  # type: ignore[union-attr]
-                with lines_lock:
+                with line_seen:
                     if line.startswith("saved "):
                         _, account, print_ = line.split()
                         saved[account].append(print_)
+                        progress[proc.pid] = progress.get(proc.pid, 0) + 1
+                    elif line.startswith("ready"):
+                        ready.add(proc.pid)
                     elif line.startswith("error "):
                         errors.append(line.strip())
+                    line_seen.notify_all()
 
         procs: list[subprocess.Popen[str]] = []
         collectors: list[threading.Thread] = []
@@ -83,45 +101,74 @@ def test_random_sigkills_never_corrupt_lose_or_roll_back_tokens(token_file: Path
                         bad_reads.append("mode")
                 except Exception as exc:
                     bad_reads.append(repr(exc))
-                reads += 1
+                with read_done:
+                    reads += 1
+                    read_done.notify_all()
+
+        def wait_for(what: str, condition: threading.Condition, done: Callable[[], bool]) -> None:
+            # Bounded by a generous cap, reached only if nothing moves at all.
+            with condition:
+                if not condition.wait_for(done, timeout=DEADLINE):
+                    raise AssertionError(
+                        f"no progress for {DEADLINE} s while waiting for {what}, after {kills} kill(s),"
+                        f" {sum(progress.values())} saved renewal(s), {reads} read(s); errors: {errors[:3]}"
+                    )
 
         read_thread = threading.Thread(target=reader)
         read_thread.start()
         live = [spawn() for _ in range(WORKERS)]
-        kills = 0
+        kills = needed = 0
         rng = random.Random(os.getpid())
+        started = time.monotonic()
         try:
-            deadline = time.monotonic() + DURATION
-            while time.monotonic() < deadline:
-                time.sleep(rng.uniform(0.05, 0.3))
-                victim = live.pop(rng.randrange(len(live)))
+            while kills < KILLS:
+                with state:
+                    before = {p.pid: progress.get(p.pid, 0) for p in live}
+                    reads_before = reads
+                need = rng.randint(*SAVES_BETWEEN_KILLS)
+                needed += need
+                # Only workers alive now count: lines of a killed one may still be draining.
+                wait_for(f"{need} renewal(s) saved by the live workers", line_seen,
+                         lambda: sum(progress.get(pid, 0) - n for pid, n in before.items()) >= need)
+                wait_for("the reader to check the file again", read_done,
+                         lambda: reads - reads_before >= READS_BETWEEN_KILLS)
+                time.sleep(rng.uniform(0, JITTER))
+                with state:
+                    renewing = [p for p in live if p.pid in ready]
+                victim = rng.choice(renewing)  # one that saved since the last kill is among them
+                live.remove(victim)
                 os.kill(victim.pid, signal.SIGKILL)
                 kills += 1
                 live.append(spawn())
+            with state:  # and the file is read again after the last kill
+                reads_before = reads
+            wait_for("the reader to check the file after the last kill", read_done,
+                     lambda: reads - reads_before >= READS_BETWEEN_KILLS)
         finally:
             for proc in procs:
                 if proc.poll() is None:
                     proc.kill()
             for proc in procs:
-                proc.wait(60)
+                proc.wait(DEADLINE)
             stop.set()
-            read_thread.join(60)
+            read_thread.join(DEADLINE)
             for thread in collectors:
-                thread.join(60)
+                thread.join(DEADLINE)
             for proc in procs:
                 proc.stdout.close()  # type: ignore[union-attr]
+        took = time.monotonic() - started
+        print(f"{kills} kills, {sum(map(len, saved.values()))} saved renewals, {reads} reads in {took:.1f} s")
 
         assert errors == []
         assert bad_reads == []
-        assert kills >= 15
-        assert sum(map(len, saved.values())) >= 50, "the workers barely ran: the test proved nothing"
-        assert reads >= 50
+        assert kills == KILLS
+        # The workers really ran between the kills: every kill waited for renewals saved since the last.
+        assert sum(map(len, saved.values())) >= needed >= KILLS * SAVES_BETWEEN_KILLS[0], took
+        assert reads >= READS_BETWEEN_KILLS * (KILLS + 1)
 
-        # The lock is free: no dead holder keeps it.
-        started = time.monotonic()
-        with JSONTokenStore(token_file, lock_timeout=5).lock():
-            pass
-        assert time.monotonic() - started < 1
+        # The lock is free at once: no dead holder keeps it (every worker was reaped above).
+        with JSONTokenStore(token_file).lock(blocking=False) as free:
+            assert free
 
         oauth = OAuthClient(twitch.client_id, twitch.client_secret, id_url=twitch.id_url)
         for login in ACCOUNTS:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
@@ -72,6 +76,43 @@ def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_u
     assert other.load("cid", "user") == Token("newer")
 
 
+LEASE = 1.0
+"""The lock's TTL in the slow-refresh test: the watchdog renews it every third of this."""
+
+
+@contextlib.contextmanager
+def oauth_proxy(target: str, hold: Callable[[], None]) -> Iterator[str]:
+    """An HTTP proxy on 127.0.0.1 to the OAuth endpoints of ``target`` that runs ``hold()`` before each POST.
+
+    A refresh then lasts as long as the test needs (until an event), not a fixed time.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            hold()
+            answer = requests.post(target + self.path, data=body, timeout=DEADLINE,
+                                   headers={"Content-Type": self.headers.get("Content-Type", "")})
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(DEADLINE)
+
+
 def test_a_refresh_slower_than_the_lease_still_happens_once(
     fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str
 ) -> None:
@@ -80,23 +121,37 @@ def test_a_refresh_slower_than_the_lease_still_happens_once(
     seed = RedisTokenStore(redis_url, prefix=redis_prefix)
     with seed.lock():
         seed.save(fake_twitch.client_id, "user", user)
-    fake_twitch.token_delay = 1.5  # three times the lease
-    auths = [TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, account="user", validate_every=None,
-                        store=RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.5),
-                        id_url=fake_twitch.id_url, api_url=fake_twitch.api_url) for _ in range(3)]
-    fake_twitch.expire_tokens()
-    statuses: list[int] = []
-    threads = [threading.Thread(target=lambda a=a: statuses.append(
-        requests.get(f"{fake_twitch.api_url}/users", auth=a).status_code)) for a in auths]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    outlived: list[bool] = []
+
+    def hold() -> None:
+        # The token call is answered only once its caller has kept the lock for two leases
+        # (so the watchdog renewed it), or at once if the lock changed hands meanwhile.
+        lock = f"{redis_prefix}lock"
+        holder, since = seed.client.get(lock), time.monotonic()
+        while holder is not None and seed.client.get(lock) == holder and time.monotonic() - since < 2 * LEASE:
+            time.sleep(0.01)
+        outlived.append(holder is not None and seed.client.get(lock) == holder)
+
+    with oauth_proxy(fake_twitch.url, hold) as proxy:
+        auths = [TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, account="user", validate_every=None,
+                            store=RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=LEASE),
+                            id_url=f"{proxy}/oauth2", api_url=fake_twitch.api_url) for _ in range(3)]
+        fake_twitch.expire_tokens()
+        statuses: list[int] = []
+        threads = [threading.Thread(target=lambda a=a: statuses.append(
+            requests.get(f"{fake_twitch.api_url}/users", auth=a).status_code)) for a in auths]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLINE)
+    assert outlived == [True], "one refresh, whose caller kept the lock two leases long"
     assert statuses == [200, 200, 200]
     assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
 
 def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path: Path, redis_prefix: str) -> None:
+    if shutil.which("redis-server") is None:  # it stops and restarts a server of its own: $REDIS_URL will not do
+        pytest.skip("no redis-server: install it (apt-get install redis-server) to run the Redis outage test")
     server, url = start_redis()
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     try:

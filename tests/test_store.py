@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import stat
 import threading
 import time
@@ -27,6 +28,8 @@ from requests_twitch import (
     TokenStore,
     TokenStoreError,
 )
+
+from _procs import DEADLINE
 
 CID = "client"
 
@@ -285,21 +288,33 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file:
     store = JSONTokenStore(token_file)
     save(store, "user", Token("a"))
     with held_in_another_thread(store) as release:
+        refused, told = os.pipe()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: this is the point
             pid = os.fork()
         if pid == 0:  # the child: its copy of the holding thread is gone
             code = 1
             try:
+                os.close(refused)
                 child = JSONTokenStore(token_file, lock_timeout=FORK_CHILD_TIMEOUT)
+                with child.lock(blocking=False) as got:
+                    if got:  # the parent's thread holds it: the child must have to wait
+                        os._exit(2)
+                os.write(told, b"refused\n")  # now it waits for the parent to let go
                 with child.lock():
                     child.save(CID, "user", Token("from the child"))
                 code = 0
             finally:
                 os._exit(code)
-        time.sleep(0.3)
-        release.set()  # the parent lets go of the file lock; the child gets it
-        _, status = os.waitpid(pid, 0)
+        os.close(told)
+        try:
+            # The parent lets go of the file lock only once the child was refused it: the child waits for it.
+            ready, _, _ = select.select([refused], [], [], DEADLINE)
+            assert ready and os.read(refused, 100) == b"refused\n", "the child was not refused the held lock"
+        finally:
+            os.close(refused)
+            release.set()  # the child gets it
+            _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert JSONTokenStore(token_file).load(CID, "user") == Token("from the child")
 
