@@ -26,7 +26,7 @@ from requests_twitch.auth import Action, decide
 from requests_twitch.stores import default_token_file
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import INVALID_TOKEN_401, MakeAuth, Seeded
+from _helpers import INVALID_TOKEN_401, MakeAuth, Seeded, store_with
 
 
 
@@ -108,9 +108,7 @@ def test_credentials_go_only_to_the_api_origin(
     ],
 )
 def test_origin_check(url: str, attached: bool) -> None:
-    store = MemoryTokenStore()
-    with store.lock():
-        store.save("cid", "app", Token("tok", kind="app"))
+    store = store_with(MemoryTokenStore(), "cid", "app", Token("tok", kind="app"))
     prepared = TwitchAuth("cid", store=store)(requests.Request("GET", url).prepare())
     assert ("Authorization" in prepared.headers) is attached
     assert ("Client-Id" in prepared.headers) is attached
@@ -340,9 +338,8 @@ def test_a_token_expired_by_the_clock_is_renewed_before_sending(
     auth, user = seeded()
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     monkeypatch.setattr(clock_module, "now", lambda: 1e12)  # far past any expiry (the seed has none)
-    with auth.credentials.store.lock():
-        auth.credentials.store.save(auth.credentials.client_id, "user", Token(user.access_token, refresh_token=user.refresh_token,
-                                                         expires_at=1e12 - 1, obtained_at=1e12 - 14000))
+    store_with(auth.credentials.store, auth.credentials.client_id, "user",
+               Token(user.access_token, refresh_token=user.refresh_token, expires_at=1e12 - 1, obtained_at=1e12 - 14000))
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and r.history == []  # no wasted 401
     assert fake_twitch.calls["refresh_token"] == 1

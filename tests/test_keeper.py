@@ -17,7 +17,7 @@ from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenRefres
 from requests_twitch.keeper import Step, next_step
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth, Seeded
+from _helpers import MakeAuth, Seeded, store_with
 
 
 
@@ -96,9 +96,8 @@ def test_refresh_renews_once_even_when_the_clock_says_expired(
 ) -> None:
     auth = seeded()[0]
     stored = auth.credentials.token
-    with auth.credentials.store.lock():
-        auth.credentials.store.save(auth.credentials.client_id, "user", Token(stored.access_token, refresh_token=stored.refresh_token,
-                                                      expires_at=1.0, obtained_at=0.0))
+    store_with(auth.credentials.store, auth.credentials.client_id, "user",
+               Token(stored.access_token, refresh_token=stored.refresh_token, expires_at=1.0, obtained_at=0.0))
     auth.credentials.refresh()
     assert fake_twitch.calls["refresh_token"] == 1
 
@@ -124,8 +123,7 @@ def test_invalid_refresh_token_adopts_a_token_saved_meanwhile(fake_twitch: FakeT
             return token
 
     store = LateWriterStore()
-    with store.lock():
-        store.save(fake_twitch.client_id, "user", first)
+    store_with(store, fake_twitch.client_id, "user", first)
     auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=store, account="user",
                       id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, validate_every=None)
     fake_twitch.expire_tokens()

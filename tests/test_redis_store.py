@@ -21,6 +21,7 @@ import requests
 from requests_twitch import JSONTokenStore, RedisTokenStore, Token, TokenStoreError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
+from _helpers import store_with
 from _procs import DEADLINE
 from conftest import start_redis
 
@@ -42,8 +43,7 @@ def test_a_holder_killed_mid_refresh_blocks_the_fleet_only_until_its_lock_expire
 ) -> None:
     user = fake_twitch.issue_user_token()
     store = RedisTokenStore(redis_url, prefix=redis_prefix)
-    with store.lock():
-        store.save(fake_twitch.client_id, "user", user)
+    store_with(store, fake_twitch.client_id, "user", user)
     with subprocess.Popen([sys.executable, "-c", HOLD, redis_url, redis_prefix, "1.0"], stdout=subprocess.PIPE,
                           text=True) as holder:
         try:
@@ -166,8 +166,7 @@ def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path
         with pytest.raises(TokenStoreError, match=rf"redis://127.0.0.1:{port}/0 {redis_prefix}.*nothing was changed"):
             requests.get(f"{fake_twitch.api_url}/users", auth=auth)
         server, _ = start_redis(port)  # a restart (this one without persistence: empty)
-        with auth.credentials.store.lock():
-            auth.credentials.store.save(fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
+        store_with(auth.credentials.store, fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
         assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
         assert fake_twitch.calls["refresh_token"] == 0
     finally:
@@ -189,8 +188,7 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
     url = redis_url  # the default prefix: the command has no flag for another
     RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
     file_store = JSONTokenStore(token_file)
-    with file_store.lock():
-        file_store.save(fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="migrated"))
+    store_with(file_store, fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="migrated"))
     env = {**os.environ, "TWITCH_CLIENT_ID": fake_twitch.client_id, "TWITCH_CLIENT_SECRET": fake_twitch.client_secret,
            "TWITCH_TOKEN_FILE": str(token_file), "TWITCH_ID_URL": fake_twitch.id_url,
            "TWITCH_API_URL": fake_twitch.api_url}
@@ -202,8 +200,7 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
     env["TWITCH_TOKEN_STORE"] = url
     status = subprocess.run([*command, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "migrated" in status.stdout and "redis://" in status.stdout
-    with file_store.lock():
-        file_store.save(fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="older"))
+    store_with(file_store, fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="older"))
     again = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
     assert "kept 1" in again.stdout  # what the target has may be newer: not overwritten
     assert JSONTokenStore(token_file).items() == []  # and the stale copy is gone from the file all the same

@@ -29,14 +29,12 @@ from requests_twitch import (
     TokenStoreError,
 )
 
+from _helpers import store_with
 from _procs import DEADLINE
 
 CID = "client"
 
 
-def save(store: TokenStore, account: str, token: Token, client_id: str = CID) -> None:
-    with store.lock():
-        store.save(client_id, account, token)
 
 
 @contextlib.contextmanager
@@ -70,9 +68,9 @@ def store(request: pytest.FixtureRequest, token_file: Path) -> TokenStore:
 
 
 def test_delete_and_items(store: TokenStore) -> None:
-    save(store, "user", Token("u"))
-    save(store, "app", Token("a", kind="app"))
-    save(store, "user", Token("x"), client_id="other")
+    store_with(store, CID, "user", Token("u"))
+    store_with(store, CID, "app", Token("a", kind="app"))
+    store_with(store, "other", "user", Token("x"))
     assert store.items() == [((CID, "app"), Token("a", kind="app")), ((CID, "user"), Token("u")),
                              (("other", "user"), Token("x"))]
     with store.lock():
@@ -89,7 +87,7 @@ def test_round_trip_of_many_clients_and_accounts(store: TokenStore) -> None:
         ("b", "bot"): Token("3", refresh_token="r3", user_id="7", login="bot"),
     }
     for (client_id, account), token in tokens.items():
-        save(store, account, token, client_id)
+        store_with(store, client_id, account, token)
     for (client_id, account), token in tokens.items():
         assert store.load(client_id, account) == token
         assert store.current(client_id, account) == token
@@ -98,9 +96,9 @@ def test_round_trip_of_many_clients_and_accounts(store: TokenStore) -> None:
 
 
 def test_save_replaces_only_that_account(store: TokenStore) -> None:
-    save(store, "user", Token("old", refresh_token="r-old"))
-    save(store, "bot", Token("bot"))
-    save(store, "user", Token("new", refresh_token="r-new"))
+    store_with(store, CID, "user", Token("old", refresh_token="r-old"))
+    store_with(store, CID, "bot", Token("bot"))
+    store_with(store, CID, "user", Token("new", refresh_token="r-new"))
     assert store.load(CID, "user") == Token("new", refresh_token="r-new")
     assert store.load(CID, "bot") == Token("bot")
 
@@ -113,9 +111,9 @@ def test_save_outside_the_lock_is_refused(store: TokenStore) -> None:
 def test_current_sees_a_write_by_another_store_object(token_file: Path) -> None:
     reader, writer = JSONTokenStore(token_file), JSONTokenStore(token_file)
     assert reader.current(CID, "user") is None
-    save(writer, "user", Token("first"))
+    store_with(writer, CID, "user", Token("first"))
     assert reader.current(CID, "user") == Token("first")
-    save(writer, "user", Token("second"))
+    store_with(writer, CID, "user", Token("second"))
     assert reader.current(CID, "user") == Token("second")
 
 
@@ -128,7 +126,7 @@ def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path) ->
             return super().load(client_id, account)
 
     store = CountingStore(token_file)
-    save(store, "user", Token("a"))
+    store_with(store, CID, "user", Token("a"))
     for _ in range(1000):
         assert store.current(CID, "user") == Token("a")
     assert CountingStore.loads == 1
@@ -137,7 +135,7 @@ def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path) ->
 def test_file_is_0600_and_folder_0700_whatever_the_umask(token_file: Path) -> None:
     old = os.umask(0)
     try:
-        save(JSONTokenStore(token_file), "user", Token("a"))
+        store_with(JSONTokenStore(token_file), CID, "user", Token("a"))
     finally:
         os.umask(old)
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -147,22 +145,22 @@ def test_file_is_0600_and_folder_0700_whatever_the_umask(token_file: Path) -> No
 
 def test_a_wider_existing_file_is_replaced_by_a_0600_one(token_file: Path) -> None:
     store = JSONTokenStore(token_file)
-    save(store, "user", Token("a"))
+    store_with(store, CID, "user", Token("a"))
     token_file.chmod(0o644)
     with pytest.warns(InsecureTokenFileWarning, match="chmod 600"):
-        save(store, "user", Token("b"))
+        store_with(store, CID, "user", Token("b"))
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
 
 def test_writes_leave_no_temporary_files_and_keep_the_lock_file(token_file: Path) -> None:
     store = JSONTokenStore(token_file)
     for i in range(5):
-        save(store, "user", Token(f"t{i}"))
+        store_with(store, CID, "user", Token(f"t{i}"))
     assert sorted(p.name for p in token_file.parent.iterdir()) == ["tokens.json", "tokens.json.lock"]
 
 
 def test_the_file_is_versioned_json_a_person_can_read(token_file: Path) -> None:
-    save(JSONTokenStore(token_file), "user", Token("a", refresh_token="r"))
+    store_with(JSONTokenStore(token_file), CID, "user", Token("a", refresh_token="r"))
     doc = json.loads(token_file.read_text())
     assert doc["schema"] == 1
     assert doc["tokens"][CID]["user"]["access_token"] == "a"
@@ -198,7 +196,7 @@ def test_a_corrupt_file_raises_naming_the_path_and_is_never_overwritten(token_fi
     assert info.value.path == str(token_file)
     assert str(token_file) in str(info.value)
     with pytest.raises(TokenStoreError):
-        save(store, "user", Token("new"))
+        store_with(store, CID, "user", Token("new"))
     assert token_file.read_bytes() == content
 
 
@@ -224,7 +222,7 @@ def test_threads_do_not_lose_each_others_accounts(token_file: Path) -> None:
     def work(account: str) -> None:
         store = JSONTokenStore(token_file)
         for i in range(20):
-            save(store, account, Token(f"{account}-{i}"))
+            store_with(store, CID, account, Token(f"{account}-{i}"))
 
     threads = [threading.Thread(target=work, args=(f"acct{n}",)) for n in range(6)]
     for t in threads:
@@ -237,13 +235,13 @@ def test_threads_do_not_lose_each_others_accounts(token_file: Path) -> None:
 
 def test_stale_temporary_files_of_a_killed_writer_are_removed(token_file: Path) -> None:
     store = JSONTokenStore(token_file)
-    save(store, "user", Token("a"))
+    store_with(store, CID, "user", Token("a"))
     stale = token_file.parent / ".tokens.json.abc123.tmp"
     stale.write_text("{half a token")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     fresh = token_file.parent / ".tokens.json.def456.tmp"
     fresh.write_text("{")
-    save(store, "user", Token("b"))
+    store_with(store, CID, "user", Token("b"))
     assert not stale.exists()
     assert fresh.exists()  # too young to be sure its writer is dead
 
@@ -268,12 +266,12 @@ def test_an_unchanged_version_is_trusted_for_a_second_at_most(
 ) -> None:
     """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long."""
     store = JSONTokenStore(token_file)
-    save(store, "user", Token("old"))
+    store_with(store, CID, "user", Token("old"))
     monkeypatch.setattr(JSONTokenStore, "version", lambda self: "stuck")
     clock = [1000.0]
     monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
     assert store.current(CID, "user") == Token("old")
-    save(JSONTokenStore(token_file), "user", Token("new"))
+    store_with(JSONTokenStore(token_file), CID, "user", Token("new"))
     assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
     clock[0] += store_module.CACHE_SECONDS
     assert store.current(CID, "user") == Token("new")
@@ -286,7 +284,7 @@ FORK_CHILD_TIMEOUT = 10
 def test_a_child_forked_while_a_thread_holds_the_lock_can_still_lock(token_file: Path) -> None:
     """multiprocessing's fork start method copies a lock held by another thread into the child."""
     store = JSONTokenStore(token_file)
-    save(store, "user", Token("a"))
+    store_with(store, CID, "user", Token("a"))
     with held_in_another_thread(store) as release:
         refused, told = os.pipe()
         with warnings.catch_warnings():
@@ -326,7 +324,7 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
     """Windows refuses os.replace onto a file another process has open (bpo-46003); it cannot run here,
     so its refusal is simulated: twice, then the reader has closed the file."""
     store = JSONTokenStore(token_file)
-    save(store, "user", Token("old"))
+    store_with(store, CID, "user", Token("old"))
     refusals = [PermissionError(13, "Access is denied")] * 2
     real_replace = os.replace
 
@@ -339,10 +337,10 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
     monkeypatch.setattr(json_store_module.os, "replace", replace)
     monkeypatch.setattr(clock_module, "sleep", lambda seconds: None)
     if saved:
-        save(store, "user", Token("new"))
+        store_with(store, CID, "user", Token("new"))
     else:  # elsewhere a refusal is a real error, reported as such
         with pytest.raises(TokenStoreError, match="cannot write"):
-            save(store, "user", Token("new"))
+            store_with(store, CID, "user", Token("new"))
     monkeypatch.undo()
     assert JSONTokenStore(token_file).load(CID, "user") == Token("new" if saved else "old")
     assert sorted(p.name for p in token_file.parent.iterdir()) == ["tokens.json", "tokens.json.lock"]
