@@ -16,7 +16,8 @@ Example:
     ...         s.get("games/top").status_code
     200
 
-With pytest, the ``fake_twitch`` fixture yields a running FakeTwitch.
+With pytest, the ``fake_twitch`` fixture (``requests_twitch.testing.plugin``,
+registered when the package is installed) yields a running FakeTwitch.
 """
 
 from __future__ import annotations
@@ -279,17 +280,3 @@ class FakeTwitch:
         """Fill the bucket again now (as the reset time passing would)."""
         with self._state.lock:
             _helix.refill(self._state, time.time())
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the fixture is only for pytest users
-    pass
-else:
-    from typing import Iterator
-
-    @pytest.fixture
-    def fake_twitch() -> Iterator[FakeTwitch]:
-        """A running :class:`FakeTwitch`, stopped after the test."""
-        with FakeTwitch() as fake:
-            yield fake
