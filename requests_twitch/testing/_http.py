@@ -1,24 +1,51 @@
-"""FakeTwitch's HTTP server: a deep listen queue, chunked bodies, and each answer in one write."""
+"""FakeTwitch's HTTP server: one routing table, a deep listen queue, chunked bodies, and each answer in one write.
+
+It knows nothing of FakeTwitch: it parses each request, serves the failures a test
+queued (``State.queued``, ``State.redirects``), and otherwise hands the request to
+the endpoint function ``ROUTES`` names, with the fake's state.
+"""
 
 from __future__ import annotations
 
-import collections
 import email.parser
 import email.policy
 import http.server
 import json
 import socket
+import threading
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Dict, List
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from . import _helix, _oauth
 from ._helix import helix_error
-from ._model import HelixRequest
-
-if TYPE_CHECKING:
-    from . import FakeTwitch
+from ._model import Answer, Endpoint, HelixRequest, Request, State
 
 
+def _not_found(state: State, request: Request) -> Answer:
+    return helix_error(404, "")
+
+
+ROUTES: dict[tuple[str, str], Endpoint] = {
+    ("POST", "/oauth2/token"): _oauth.token,
+    ("POST", "/oauth2/device"): _oauth.device,
+    ("GET", "/oauth2/authorize"): _oauth.authorize,
+    ("GET", "/oauth2/validate"): _oauth.validate,
+    ("POST", "/oauth2/revoke"): _oauth.revoke,
+    ("GET", "/helix/users"): _helix.users,
+    ("GET", "/helix/games/top"): _helix.games_top,
+    ("GET", "/helix/streams"): _helix.streams,
+    ("POST", "/helix/chat/messages"): _helix.send_chat_message,
+}
+"""(method, path) -> endpoint. Any other /helix/ request goes through Helix's gate to a 404; anything else gets
+the 404 at once."""
+
+
+def serve(state: State) -> Server:
+    """Listen on 127.0.0.1 and a free port, and answer from ``state`` on a daemon thread until ``shutdown()``."""
+    server = Server(state)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -26,7 +53,10 @@ class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
     allow_reuse_address = True
-    fake: FakeTwitch
+
+    def __init__(self, state: State) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.state = state
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -48,51 +78,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET  # noqa: N815
 
     def _handle(self) -> None:
-        fake = self.server.fake
-        parts = urlsplit(self.path)
-        path, body = parts.path, self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        params = dict(parse_qsl(parts.query))
-        if self.command == "POST":
-            params.update(_form(body, headers.get("content-type", "")))
-        if path.startswith("/helix/"):
-            with fake._lock:
-                fake.helix_requests.append(HelixRequest(self.command, path, parts.query, dict(self.headers), body))
-        queued = fake._queued.get(path)
+        """Record a Helix request, then serve what a test set up for its path (queued answers first, then a
+        redirect) before any endpoint: failure injection must win over the real answer."""
+        state = self.server.state
+        target, body = urlsplit(self.path), self._read_body()
+        request = _request(self.command, target, {k.lower(): v for k, v in self.headers.items()}, body)
+        if request.path.startswith("/helix/"):
+            with state.lock:
+                received = HelixRequest(self.command, target.path, target.query, dict(self.headers), body)
+                state.helix_requests.append(received)
+        queued = state.queued.get(request.path)
         if queued:
-            if path == "/oauth2/token":  # an attempt all the same
-                fake._count(params.get("grant_type", ""))
-            status, data, content_type, extra = queued.pop(0)
-            if status == 0:  # the connection breaks before any answer
+            if request.path == "/oauth2/token":  # an attempt all the same
+                state.count(request.params.get("grant_type", ""))
+            canned = queued.pop(0)
+            if canned.status == 0:  # the connection breaks before any answer
                 self.close_connection = True
                 return None
-            return self._answer(status, data, content_type, extra)
-        if path in fake._redirects:
-            return self._answer(302, b"", "text/plain", {"Location": fake._redirects[path]})
-        if path == "/oauth2/token" and self.command == "POST":
-            answer = fake._token(params)
-        elif path == "/oauth2/validate" and self.command == "GET":
-            answer = fake._validate(headers)
-        elif path == "/oauth2/revoke" and self.command == "POST":
-            answer = fake._revoke(params)
-        elif path == "/oauth2/device" and self.command == "POST":
-            answer = fake._device(params)
-        elif path == "/oauth2/authorize" and self.command == "GET":
-            answer = fake._authorize(params)
-        elif path.startswith("/helix/"):
-            query: dict[str, List[str]] = collections.defaultdict(list)
-            for key, value in parse_qsl(parts.query):
-                query[key].append(value)
-            answer = fake._helix(self.command, path, query, headers)
-        else:
-            answer = helix_error(404, "")
-        status, payload, extra = answer
+            return self._answer(canned.status, canned.body, canned.content_type, canned.headers)
+        if request.path in state.redirects:
+            return self._answer(302, b"", "text/plain", {"Location": state.redirects[request.path]})
+        endpoint = ROUTES.get((request.method, request.path))
+        if endpoint is None:
+            endpoint = _helix.not_found if request.path.startswith("/helix/") else _not_found
+        status, payload, extra = endpoint(state, request)
         data = b"" if payload is None else json.dumps(payload).encode()
         self._answer(status, data, "application/json", extra)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: List[bytes] = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -104,7 +119,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _answer(self, status: int, body: bytes, content_type: str, extra: Dict[str, str]) -> None:
+    def _answer(self, status: int, body: bytes, content_type: str, extra: dict[str, str]) -> None:
         """Write the whole response at once: a header write then a body write on a
         keep-alive connection stalls 40 ms on Nagle and delayed ACKs."""
         lines = [
@@ -117,6 +132,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def _request(method: str, target: SplitResult, headers: dict[str, str], body: bytes) -> Request:
+    """The request as endpoints read it: id.twitch.tv takes parameters in the query or a POST's form."""
+    params = dict(parse_qsl(target.query))
+    if method == "POST":
+        params.update(_form(body, headers.get("content-type", "")))
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(target.query):
+        query.setdefault(key, []).append(value)
+    return Request(method, target.path, params, query, headers)
 
 
 def _form(body: bytes, content_type: str) -> dict[str, str]:

@@ -1,11 +1,18 @@
-"""FakeTwitch's state: grants, tokens, device codes, and the Helix requests it received."""
+"""FakeTwitch's state: its options, grants, tokens, device codes, counters, and the requests it received.
+
+The endpoint functions (``_oauth``, ``_helix``) take a :class:`State` and a
+:class:`Request` and return an :data:`Answer`, so they can be read, and
+reasoned about, without the HTTP server or FakeTwitch around them.
+"""
 
 from __future__ import annotations
 
+import collections
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable
 
-Answer = Tuple[int, Any, Dict[str, str]]
+Answer = tuple[int, Any, dict[str, str]]
 """status, JSON body (None: empty), extra headers."""
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -13,6 +20,8 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 @dataclass
 class Grant:
+    """What a user (or, with ``user_id`` None, an app) allowed a client; reusing a spent refresh token kills it."""
+
     client_id: str
     user_id: str | None
     login: str | None
@@ -22,6 +31,8 @@ class Grant:
 
 @dataclass
 class Access:
+    """An access token: dead once expired, revoked, or its grant dies."""
+
     grant: Grant
     expires_at: float
     alive: bool = True
@@ -34,12 +45,14 @@ class HelixRequest:
     method: str
     path: str
     query: str
-    headers: Dict[str, str]
+    headers: dict[str, str]
     body: bytes
 
 
 @dataclass
 class Device:
+    """A device code from /oauth2/device, waiting for its user to approve it."""
+
     client_id: str
     scopes: tuple[str, ...]
     user_code: str
@@ -48,11 +61,84 @@ class Device:
     used: bool = False
 
 
+@dataclass(frozen=True)
+class Request:
+    """A request as the endpoint functions see it, already parsed by the HTTP server."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    """The query string and, for a POST, the form body (which wins): id.twitch.tv reads either."""
+    query: dict[str, list[str]]
+    """The query string with every value of a name: Helix repeats names (``id=1&id=2``)."""
+    headers: dict[str, str]
+    """Names in lower case."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A canned response from ``FakeTwitch.queue_response``: sent as is, or (status 0) a dropped connection."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Options:
+    """The FakeTwitch settings the endpoints obey: its constructor's options, and how the user answers /authorize.
+
+    Tests change them on a running fake (``fake_twitch.token_delay = 0.5``), so
+    the endpoints read them here on every request rather than copying them.
+    """
+
+    single_use_refresh_tokens: bool
+    revoke_grant_on_reuse: bool
+    revoke_on_refresh: bool
+    user_token_lifetime: float
+    app_token_lifetime: float
+    token_delay: float
+    device_interval: float
+    ratelimit_limit: int
+    deny_authorization: bool = False
+    authorizing_user: tuple[str, str] = ("141981764", "twitchdev")
+
+
 @dataclass
 class State:
-    clients: Dict[str, str | None]
-    access: Dict[str, Access] = field(default_factory=dict)
-    refresh: Dict[str, Tuple[Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
-    devices: Dict[str, Device] = field(default_factory=dict)
-    issued: List[Tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
-    codes: Dict[str, Tuple[Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
+    """Everything a FakeTwitch knows; ``lock`` guards it, as the server answers on many threads."""
+
+    options: Options
+    clients: dict[str, str | None]
+    """client id -> secret (None: a public client)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # What tests read back.
+    calls: collections.Counter[str] = field(default_factory=collections.Counter)
+    grants_revoked: int = 0
+    helix_requests: list[HelixRequest] = field(default_factory=list)
+
+    # id.twitch.tv
+    access: dict[str, Access] = field(default_factory=dict)
+    refresh: dict[str, tuple[Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
+    devices: dict[str, Device] = field(default_factory=dict)
+    issued: list[tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
+    codes: dict[str, tuple[Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
+
+    # Helix's rate-limit bucket: points left, and when it is full again (epoch seconds).
+    bucket: int = 0
+    bucket_reset: float = 0.0
+
+    # Failure injection, served before any endpoint.
+    redirects: dict[str, str] = field(default_factory=dict)
+    queued: dict[str, list[Queued]] = field(default_factory=dict)
+
+    def count(self, call: str) -> None:
+        """One more ``call`` in ``calls``; takes the lock, so call it without."""
+        with self.lock:
+            self.calls[call] += 1
+
+
+Endpoint = Callable[[State, Request], Answer]
+"""What the HTTP server's routing table maps a (method, path) to."""
