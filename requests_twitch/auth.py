@@ -152,6 +152,7 @@ class TwitchAuth(AuthBase):
         host = f"[{host}]" if ":" in host else host
         default = {"http": 80, "https": 443}[scheme]
         self._prefix = f"{scheme}://{host}{'' if port == default else f':{port}'}/"
+        self._hooks = (self.handle_401, self.handle_redirect)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> TwitchAuth:
@@ -177,8 +178,8 @@ class TwitchAuth(AuthBase):
         credentials = self.credentials
         r.headers["Authorization"] = f"Bearer {credentials.token.access_token}"  # capital B: Helix rejects "bearer"
         r.headers["Client-Id"] = credentials.client_id
-        r.register_hook("response", self.handle_401)
-        r.register_hook("response", self.handle_redirect)
+        # register_hook() for both, without its isinstance check per call: this runs on every request.
+        r.hooks["response"].extend(self._hooks)
         return r
 
     # -- the response hooks (per request: nothing is kept on self) ---------------

@@ -178,8 +178,9 @@ class TwitchCredentials:
         """
         self._used = True
         keeper = self._keeper
-        keeper.save_unsaved()
-        token = self.store.current(self.client_id, self.account)
+        if keeper.unsaved is not None:
+            keeper.save_unsaved()
+        token = keeper.store.current(self.client_id, keeper.account)
         now = _clock.now()
         if token is None:
             token = keeper.renew(None)

@@ -134,7 +134,8 @@ class TokenKeeper:
         self._seed = seed
         self._seed_refresh = seed_refresh
         self._flight: tuple[int, threading.Lock] | None = None
-        self._unsaved: tuple[str | None, Token] | None = None
+        self.unsaved: tuple[str | None, Token] | None = None
+        """A renewed token the store refused to save, and the access token it replaced."""
 
     def __getstate__(self) -> dict[str, Any]:
         # Picklable for process pools: a lock cannot cross, the next renewal makes one.
@@ -147,8 +148,8 @@ class TokenKeeper:
         return bool(token.refresh_token) or (token.kind == "app" and self.oauth.has_secret)
 
     def save_unsaved(self) -> None:
-        """Save a renewed token the store refused earlier, if there is one; first thing on every path."""
-        if self._unsaved is not None:
+        """Save a renewed token the store refused earlier (:attr:`unsaved`); first thing on every path."""
+        if self.unsaved is not None:
             self._save_unsaved()
 
     def renew(self, failed: str | None) -> Token:
@@ -219,13 +220,13 @@ class TokenKeeper:
     def put(self, token: Token) -> None:
         """Store a token from a login, replacing what the account had."""
         with self._flight_lock(), self.store.lock():
-            self._unsaved = None
+            self.unsaved = None
             self.store.save(self.oauth.client_id, self.account, token)
 
     def forget(self) -> Token | None:
         """Remove the account's token from the store; returns what it was."""
         with self._flight_lock(), self.store.lock():
-            self._unsaved = None
+            self.unsaved = None
             token = self.store.load(self.oauth.client_id, self.account)
             if token is not None:
                 self.store.delete(self.oauth.client_id, self.account)
@@ -325,7 +326,7 @@ class TokenKeeper:
             self.store.save(self.oauth.client_id, self.account, token)
         except TokenStoreError as exc:
             # The new token may hold the only valid refresh token: never drop it.
-            self._unsaved = (failed, token)
+            self.unsaved = (failed, token)
             raise TokenStoreError(
                 f"{exc} The renewed token is kept in this process and saved as soon as the store allows.",
                 path=exc.path,
@@ -334,14 +335,14 @@ class TokenKeeper:
     def _save_unsaved(self) -> None:
         """Save a renewed token the store refused earlier, unless the store moved on meanwhile."""
         with self._flight_lock(), self.store.lock():
-            if self._unsaved is None:
+            if self.unsaved is None:
                 return
-            failed, token = self._unsaved
+            failed, token = self.unsaved
             stored = self.store.load(self.oauth.client_id, self.account)
             moved_on = stored is not None and stored.access_token != failed
             if not moved_on:
                 self._save(failed, token)
-            self._unsaved = None
+            self.unsaved = None
         if moved_on:
             log.info("dropped the unsaved token of account %r: the store has a newer one", self.account)
         else:
