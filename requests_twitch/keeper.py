@@ -268,6 +268,7 @@ class TokenKeeper:
         try:
             if step is Step.REFRESH:
                 assert stored.refresh_token is not None
+                self.store.confirm()  # a refresh token is single use: spend it only if its successor can be saved
                 token = self.oauth.refresh(stored.refresh_token, previous=stored)
             else:  # MINT: Twitch cannot refresh an app token; a new one is minted
                 token = self.oauth.client_credentials(stored.scopes or self.scopes)
@@ -288,6 +289,7 @@ class TokenKeeper:
             return self._seed
         if step is Step.SEED_REFRESH:
             assert self._seed_refresh is not None
+            self.store.confirm()
             return self.oauth.refresh(self._seed_refresh)
         if step is Step.MINT:
             log.info("fetching an app token for client %r, account %r", self.oauth.client_id, self.account)

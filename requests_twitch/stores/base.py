@@ -124,6 +124,12 @@ class TokenStore(abc.ABC):
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         """Remove the token of an account, if any; the lock is held as ``handle``."""
 
+    def _confirm(self, handle: object) -> None:
+        """Raise :class:`TokenStoreError` if a save under ``handle`` would surely fail now (see :meth:`confirm`).
+
+        The default checks nothing; a backend checks what it can cheaply.
+        """
+
     # -- the protocol, written once -------------------------------------------
 
     @contextlib.contextmanager
@@ -171,6 +177,22 @@ class TokenStore(abc.ABC):
     def delete(self, client_id: str, account: str) -> None:
         """Remove the token of an account, if any. Must be called while holding :meth:`lock`."""
         self._delete(client_id, account, self._handle())
+
+    def confirm(self) -> None:
+        """Check, right before a single-use refresh token is spent, that its successor could be saved.
+
+        Must be called while holding :meth:`lock`. A renewal whose result
+        cannot be saved leaves the store holding a spent refresh token, which
+        the next process would send again, revoking the user's grant
+        (twitchdev/issues#903); what can be checked beforehand (a folder that
+        cannot be written, a lease already lost) is refused here, before
+        anything is spent.
+
+        Raises:
+            TokenStoreError: a save would fail now; nothing was spent.
+            RuntimeError: the lock is not held by this thread.
+        """
+        self._confirm(self._handle())
 
     def items(self) -> list[tuple[_Key, Token]]:
         """Every stored token, as ((client id, account), token) pairs sorted by key; an authoritative read."""
