@@ -301,7 +301,7 @@ class TwitchCredentials:
         )
 
     def exchange_code(self, code: str, redirect_uri: str) -> Token:
-        """Trade the authorization code of a redirect for a user token, and store it."""
+        """Trade the authorization code of a redirect for a user token, and store it (needs the client secret)."""
         self._check_login("user")
         return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri))
 
@@ -317,8 +317,9 @@ class TwitchCredentials:
     ) -> Token:
         """Log a user in through a browser, with the redirect served on ``http://localhost:PORT/``.
 
-        ``port`` 0 picks a free port; the app must have that redirect URL
-        registered. ``prompt`` gets the authorize URL (default: printed to
+        The authorization code flow needs the client secret; a public client
+        logs in with :meth:`login_device`. ``port`` 0 picks a free port; the
+        app must have that redirect URL registered. ``prompt`` gets the authorize URL (default: printed to
         stderr); a browser is opened too when ``open_browser`` and there is
         one. The server listens on the loopback interface only, and the
         redirect's ``state`` must match the one sent.
