@@ -178,9 +178,8 @@ class TwitchCredentials:
         """
         self._used = True
         keeper = self._keeper
-        if keeper.unsaved is not None:
-            keeper.save_unsaved()
-        token = keeper.store.current(self.client_id, keeper.account)
+        # A renewed token the store has not accepted yet comes first: its predecessor is spent.
+        token = keeper.current() if keeper.unsaved is not None else keeper.store.current(self.client_id, keeper.account)
         now = _clock.now()
         if token is None:
             token = keeper.renew(None)
@@ -209,9 +208,12 @@ class TwitchCredentials:
         return token
 
     def stored_token(self) -> Token | None:
-        """The token in the store now, as it is: no call to Twitch (one ``stat`` while nothing changed)."""
+        """The token in the store now, as it is: no call to Twitch (one ``stat`` while nothing changed).
+
+        A renewed token the store refused to save comes first: this process uses it until it is saved.
+        """
         self._used = True
-        return self.store.current(self.client_id, self.account)
+        return self._keeper.current()
 
     def renewable(self, token: Token | None) -> bool:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""

@@ -20,6 +20,7 @@ single-use refresh token from being spent twice (twitchdev/issues#903):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -42,6 +43,9 @@ RETRY_AFTER = 60.0
 
 _POLL = 0.005
 """How often a waiter looks at the store and tries the lock again."""
+
+SAVE_RETRY = 1.0
+"""Seconds between tries to save a renewed token the store refused."""
 
 OnRefresh = Callable[[Token, Token], object]
 
@@ -92,7 +96,9 @@ def next_step(
         return Step.MINT if has_secret else Step.LOGIN_REQUIRED
     if stored.access_token != failed:
         return Step.ADOPT
-    if stored.renew_failed_at is not None and now - stored.renew_failed_at < RETRY_AFTER:
+    # A wall-clock difference, because the failure is recorded for other processes;
+    # clamped, so that a clock stepped back cannot stretch the pause past RETRY_AFTER.
+    if stored.renew_failed_at is not None and abs(now - stored.renew_failed_at) < RETRY_AFTER:
         return Step.PAUSE
     if stored.refresh_token:
         return Step.REFRESH
@@ -136,10 +142,13 @@ class TokenKeeper:
         self._flight: tuple[int, threading.Lock] | None = None
         self.unsaved: tuple[str | None, Token] | None = None
         """A renewed token the store refused to save, and the access token it replaced."""
+        self._keeping: int | None = None  # the pid of the process that keeps the store's lock until ``unsaved`` is saved
+        self._retry_save_at = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
-        # Picklable for process pools: a lock cannot cross, the next renewal makes one.
-        return {**self.__dict__, "_flight": None}
+        # Picklable for process pools: a lock cannot cross, the next renewal makes one;
+        # a lock kept for an unsaved token stays with the process that keeps it.
+        return {**self.__dict__, "_flight": None, "_keeping": None}
 
     def renewable(self, token: Token | None) -> bool:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""
@@ -147,10 +156,46 @@ class TokenKeeper:
             return self._seed is not None or self._seed_refresh is not None or self.oauth.has_secret
         return bool(token.refresh_token) or (token.kind == "app" and self.oauth.has_secret)
 
+    def current(self) -> Token | None:
+        """The token to use now: a renewed one the store has not accepted yet, else the stored one (cached)."""
+        unsaved = self.unsaved
+        if unsaved is not None:
+            self.save_unsaved()
+            unsaved = self.unsaved
+        return unsaved[1] if unsaved is not None else self.store.current(self.oauth.client_id, self.account)
+
     def save_unsaved(self) -> None:
-        """Save a renewed token the store refused earlier (:attr:`unsaved`); first thing on every path."""
-        if self.unsaved is not None:
-            self._save_unsaved()
+        """Try again to save a renewed token the store refused (:attr:`unsaved`), at most once a second.
+
+        Never raises: until the store accepts it, every thread of this process
+        uses the unsaved token, and no refresh token is spent.
+        """
+        if self.unsaved is None or _clock.monotonic() < self._retry_save_at:
+            return
+        flight = self._flight_lock()
+        if not flight.acquire(blocking=False):  # another thread is at it
+            return
+        try:
+            if self.unsaved is None:
+                return
+            self._retry_save_at = _clock.monotonic() + SAVE_RETRY
+            failed, token = self.unsaved
+            try:
+                with self._locked(blocking=False) as held:
+                    if not held:
+                        return
+                    stored = self.store.load(self.oauth.client_id, self.account)
+                    if stored is not None and stored.access_token != failed and stored.access_token != token.access_token:
+                        # Written by someone outside the lock's reach (a lease lost): theirs is newer.
+                        log.warning("dropped the unsaved token of account %r: the store has another one", self.account)
+                    else:
+                        self.store.save(self.oauth.client_id, self.account, token)
+                        log.info("saved the renewed token of account %r that the store had refused", self.account)
+                    self._forget_unsaved()
+            except TokenStoreError as exc:
+                log.warning("the store still refuses the renewed token of account %r (%s); it is kept here", self.account, exc)
+        finally:
+            flight.release()
 
     def renew(self, failed: str | None) -> Token:
         """Replace the token whose access token is ``failed`` (None: get a first token).
@@ -159,23 +204,29 @@ class TokenKeeper:
         failed (someone else renewed it). Otherwise waits for the store's
         lock, watching the store meanwhile; the lock holder re-reads the
         token, calls Twitch only if it is still the one that failed, and
-        saves the result before releasing the lock.
+        saves the result before releasing the lock. The wait has one
+        deadline, :attr:`TokenStore.lock_timeout` from the call, however many
+        threads of this process queue before this one.
         """
-        self.save_unsaved()
+        deadline = _clock.monotonic() + self.store.lock_timeout
         renewed: tuple[Token, Token] | None = None
-        with self._flight_lock():  # threads of this process queue in memory
-            deadline = _clock.monotonic() + self.store.lock_timeout
+        flight = self._flight_lock()
+        if not flight.acquire(timeout=self.store.lock_timeout):  # threads of this process queue in memory
+            raise self.store.timeout_error()
+        try:
             while True:
-                stored = self.store.current(self.oauth.client_id, self.account)
+                stored = self.current()
                 if stored is not None and stored.access_token != failed:
                     return stored
-                with self.store.lock(blocking=False) as held:
+                with self._locked(blocking=False) as held:
                     if held:
                         renewed, token = self._renew_held(failed)
                         break
                 if _clock.monotonic() > deadline:
                     raise self.store.timeout_error()
                 _clock.sleep(_POLL)
+        finally:
+            flight.release()
         self._notify(renewed)
         return token
 
@@ -184,10 +235,13 @@ class TokenKeeper:
     ) -> tuple[Token, Mapping[str, Any] | None]:
         """Check the stored token at ``/validate``, once for all processes.
 
-        With ``due``, only if the stored token is still ``token`` and
-        ``due(stored)``: if another process renewed or validated it
-        meanwhile, that is taken as it is. With ``due=None``, the stored
-        token is checked whatever happened.
+        With ``due`` (the hourly check), only if the stored token is still
+        ``token`` and ``due(stored)``: if another process renewed or
+        validated it meanwhile, that is taken as it is. The hourly check is
+        optional work: it never waits for a lock (busy: try later), and a
+        store that cannot record its answer is logged, not raised. With
+        ``due=None`` (asked for), the stored token is checked whatever
+        happened, waiting for the lock.
 
         Under the store's lock, Twitch's answer fills in ``login``,
         ``user_id``, ``scopes`` and the expiry, and is recorded with the
@@ -198,45 +252,55 @@ class TokenKeeper:
         Returns the token to use, and Twitch's answer (None if Twitch was not
         asked, or called the token dead and it was renewed).
         """
-        self.save_unsaved()
+        optional = due is not None
         renewed: tuple[Token, Token] | None = None
         answer = None
-        with self._flight_lock(), self.store.lock():
-            stored = self.store.load(self.oauth.client_id, self.account)
-            if stored is None:
+        flight = self._flight_lock()
+        if not flight.acquire(timeout=0 if optional else self.store.lock_timeout):
+            if optional:
                 return token, None
-            if due is not None and (stored.access_token != token.access_token or not due(stored)):
-                return stored, None
-            answer = self.oauth.validate(stored.access_token)
-            if answer is None:
-                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
-                renewed, token = self._renew_held(stored.access_token)
-            else:
-                token = with_validation(stored, answer)
-                self._save(stored.access_token, token)
+            raise self.store.timeout_error()
+        try:
+            with self._locked(blocking=not optional) as held:
+                if not held:
+                    return token, None
+                stored = self._read_held()
+                if stored is None:
+                    return token, None
+                if due is not None and (stored.access_token != token.access_token or not due(stored)):
+                    return stored, None
+                answer = self.oauth.validate(stored.access_token)
+                if answer is None:
+                    log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
+                    renewed, token = self._renew_held(stored.access_token)
+                else:
+                    token = with_validation(stored, answer)
+                    self._record(token, "the answer of /validate")
+        finally:
+            flight.release()
         self._notify(renewed)
         return token, answer
 
     def put(self, token: Token) -> None:
         """Store a token from a login, replacing what the account had."""
-        with self._flight_lock(), self.store.lock():
-            self.unsaved = None
+        with self._flight_lock(), self._locked():
             self.store.save(self.oauth.client_id, self.account, token)
+            self._forget_unsaved()
 
     def forget(self) -> Token | None:
         """Remove the account's token from the store; returns what it was."""
-        with self._flight_lock(), self.store.lock():
-            self.unsaved = None
-            token = self.store.load(self.oauth.client_id, self.account)
+        with self._flight_lock(), self._locked():
+            token = self._read_held()
             if token is not None:
                 self.store.delete(self.oauth.client_id, self.account)
+            self._forget_unsaved()
             return token
 
     # -- under the store's lock ---------------------------------------------------
 
     def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
         """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
-        stored = self.store.load(self.oauth.client_id, self.account)
+        stored = self._read_held()
         now = _clock.now()
         step = next_step(
             stored,
@@ -251,11 +315,11 @@ class TokenKeeper:
             return None, stored
         if stored is None:  # a first token: SEED, SEED_REFRESH, MINT or LOGIN_REQUIRED
             token = self._first_token(step)
-            self._save(None, token)
+            self._save(None, token, spent=step is Step.SEED_REFRESH)
             return None, token
         if step is Step.PAUSE:
             assert stored.renew_failed_at is not None
-            wait = RETRY_AFTER - (now - stored.renew_failed_at)
+            wait = min(RETRY_AFTER, RETRY_AFTER - (now - stored.renew_failed_at))
             raise TokenRefreshError(
                 f"{stored.renew_error or 'Renewing the token failed.'} (Not retried for {wait:.0f} s more, to spare"
                 " Twitch and the refresh token.)"
@@ -278,7 +342,7 @@ class TokenKeeper:
                 return None, again
             self._remember_failure(stored, exc)
             raise
-        self._save(stored.access_token, token)
+        self._save(stored.access_token, token, spent=step is Step.REFRESH)
         log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
         return (stored, token), token
 
@@ -323,32 +387,57 @@ class TokenKeeper:
         except TokenStoreError as store_exc:
             log.warning("could not record the failed renewal in %r: %s", self.store, store_exc)
 
-    def _save(self, failed: str | None, token: Token) -> None:
+    def _save(self, failed: str | None, token: Token, *, spent: bool) -> None:
+        """Save a renewed token; if the store refuses, keep it here, and fail closed for everyone else.
+
+        The new token may hold the only valid refresh token: it is never
+        dropped. Every thread of this process uses it from now on (see
+        :meth:`current`), and it is saved as soon as the store allows. If a
+        single-use refresh token was ``spent`` for it, the stored pair is dead:
+        the store's lock stays held by this process until the save succeeds,
+        so that no other process spends the stored refresh token again
+        (twitchdev/issues#903); they get a typed timeout error instead.
+        """
         try:
             self.store.save(self.oauth.client_id, self.account, token)
         except TokenStoreError as exc:
-            # The new token may hold the only valid refresh token: never drop it.
             self.unsaved = (failed, token)
+            self._retry_save_at = _clock.monotonic() + SAVE_RETRY
+            if spent and self._keeping is None:
+                self.store.keep()
+                self._keeping = os.getpid()
+            log.error(
+                "could not save the renewed token of account %r (%s); this process uses it and keeps"
+                " the store's lock until the store accepts it", self.account, exc,
+            )
             raise TokenStoreError(
                 f"{exc} The renewed token is kept in this process and saved as soon as the store allows.",
                 path=exc.path,
             ) from exc
 
-    def _save_unsaved(self) -> None:
-        """Save a renewed token the store refused earlier, unless the store moved on meanwhile."""
-        with self._flight_lock(), self.store.lock():
-            if self.unsaved is None:
-                return
-            failed, token = self.unsaved
-            stored = self.store.load(self.oauth.client_id, self.account)
-            moved_on = stored is not None and stored.access_token != failed
-            if not moved_on:
-                self._save(failed, token)
-            self.unsaved = None
-        if moved_on:
-            log.info("dropped the unsaved token of account %r: the store has a newer one", self.account)
-        else:
-            log.info("saved the renewed token of account %r that the store had refused", self.account)
+    def _record(self, token: Token, what: str) -> None:
+        """Save bookkeeping (nothing was renewed): a store that refuses it is logged, never raised."""
+        try:
+            self.store.save(self.oauth.client_id, self.account, token)
+        except TokenStoreError as exc:
+            log.warning("could not record %s for account %r in %r: %s", what, self.account, self.store, exc)
+
+    def _read_held(self) -> Token | None:
+        """Under the lock: the unsaved token if there is one (nobody else can write meanwhile), else the store's."""
+        return self.unsaved[1] if self.unsaved is not None else self.store.load(self.oauth.client_id, self.account)
+
+    def _locked(self, *, blocking: bool = True) -> contextlib.AbstractContextManager[bool]:
+        """The store's lock, or, while this process keeps it for an unsaved token, that lock."""
+        if self._keeping == os.getpid():
+            return contextlib.nullcontext(True)
+        return self.store.lock(blocking=blocking)
+
+    def _forget_unsaved(self) -> None:
+        """A login or a logout replaced what the account had: an unsaved token no longer matters."""
+        self.unsaved = None
+        if self._keeping is not None:
+            self._keeping = None
+            self.store.release_kept()
 
     def _notify(self, renewed: tuple[Token, Token] | None) -> None:
         if renewed is not None and self.on_refresh is not None:

@@ -49,7 +49,11 @@ def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: Fake
     assert fake_twitch.grants_revoked == 0
 
 
-def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(fake_twitch: FakeTwitch) -> None:
+def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(
+    fake_twitch: FakeTwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk after Twitch rotated the pair: the process uses the new pair, saves it later, spends nothing twice."""
+
     class FlakyStore(MemoryTokenStore):
         refuse = 0
 
@@ -67,14 +71,21 @@ def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(fake_twitch: 
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     fake_twitch.expire_tokens()
     store.refuse = 2
-    for _ in range(2):  # the renewal, then one more try: the store still refuses
-        with pytest.raises(TokenStoreError, match="kept in this process"):
-            requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    with pytest.raises(TokenStoreError, match="kept in this process"):  # the renewal whose save failed says so
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    renewed = auth.credentials._keeper.unsaved[1]  # type: ignore[index]
+    # Meanwhile every request uses the renewed token; the store is tried again at most once a second.
+    monkeypatch.setattr(clock_module, "monotonic", lambda: 1e9)  # the next try is due (and refused once more)
+    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert r.status_code == 200 and r.history == []
+    assert r.request.headers["Authorization"] == f"Bearer {renewed.access_token}"
+    assert store.refuse == 0 and store.load(fake_twitch.client_id, "user") != renewed  # refused twice: not saved yet
+    monkeypatch.setattr(clock_module, "monotonic", lambda: 2e9)
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)  # the store accepts it now
     assert r.status_code == 200 and r.history == []
     assert fake_twitch.calls["refresh_token"] == 1  # the spent refresh token was never sent again
     assert fake_twitch.grants_revoked == 0
-    assert store.load(fake_twitch.client_id, "user") == auth.credentials.token
+    assert store.load(fake_twitch.client_id, "user") == renewed == auth.credentials.token
 
 
 def test_a_failed_early_renewal_still_sends_the_valid_token(
@@ -168,6 +179,8 @@ FAILED_LONG_AGO = dataclasses.replace(LIVE, renew_failed_at=NOW - keeper_module.
         (LIVE, None, {}, Step.ADOPT),
         # the token that failed is the stored one
         (FAILED_NOW, "a", {"has_secret": True}, Step.PAUSE),
+        (dataclasses.replace(LIVE, renew_failed_at=NOW + 5), "a", {}, Step.PAUSE),  # a clock stepped back a little
+        (dataclasses.replace(LIVE, renew_failed_at=NOW + 3600), "a", {}, Step.REFRESH),  # an hour: no hour-long pause
         (FAILED_LONG_AGO, "a", {}, Step.REFRESH),
         (LIVE, "a", {}, Step.REFRESH),
         (APP, "a", {"has_secret": True}, Step.MINT),

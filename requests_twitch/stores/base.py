@@ -72,6 +72,8 @@ class TokenStore(abc.ABC):
         # The pid: after fork(), a child's thread may carry the id of a parent
         # thread that held the lock, and must not pass for its holder.
         self._holders: dict[tuple[int, int], object] = {}
+        # (pid, handle) of a lock this process keeps past its holder's with block (see keep()).
+        self._kept: tuple[int, object] | None = None
 
     # -- what a backend implements ------------------------------------------
 
@@ -160,7 +162,33 @@ class TokenStore(abc.ABC):
             yield True
         finally:
             del self._holders[me]
-            self._release(handle)
+            if self._kept is None or self._kept[1] is not handle:
+                self._release(handle)
+
+    def keep(self) -> None:
+        """Keep the lock this thread holds after its ``with`` block ends: held by the process until :meth:`release_kept`.
+
+        For a holder that spent a single-use refresh token and could not save
+        its successor: while the process lives, no other holder takes the lock
+        and spends the stored, spent token again (twitchdev/issues#903); other
+        processes wait, and get a typed timeout error. Meanwhile any thread of
+        this process may write through the kept lock (the keeper does, to save
+        the token as soon as the store allows); :meth:`lock` is not re-entrant
+        for it. A lock a process keeps dies with the process.
+
+        Raises:
+            RuntimeError: this thread does not hold the lock.
+        """
+        me = _me()
+        if me not in self._holders:
+            raise RuntimeError("only the holder of the store's lock can keep it")
+        self._kept = (me[0], self._holders[me])
+
+    def release_kept(self) -> None:
+        """Give back a lock :meth:`keep` kept for this process; nothing if there is none."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == os.getpid():
+            self._release(kept[1])
 
     def save(self, client_id: str, account: str, token: Token) -> None:
         """Store the token of an account, keeping every other account as it is.
@@ -225,7 +253,10 @@ class TokenStore(abc.ABC):
         )
 
     def _handle(self) -> object:
-        handle = self._holders.get(_me())
+        me = _me()
+        handle = self._holders.get(me)
+        if handle is None and self._kept is not None and self._kept[0] == me[0]:
+            handle = self._kept[1]
         if handle is None:
             raise RuntimeError("a store is changed only while holding lock()")
         return handle

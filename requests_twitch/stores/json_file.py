@@ -57,7 +57,10 @@ class _PathLocks:
         import filelock  # here: a process that only reads tokens never needs it (6 ms of import)
 
         self.file_lock: filelock.BaseFileLock = filelock.FileLock(
-            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False, poll_interval=_POLL_INTERVAL
+            lock_path, mode=0o600, preserve_lock_file=True, fallback_to_soft=False, poll_interval=_POLL_INTERVAL,
+            # Released by whichever thread gives it back (a lock kept for an
+            # unsaved token); the thread lock above already serializes threads.
+            thread_local=False,
         )
 
 
