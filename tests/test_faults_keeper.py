@@ -7,6 +7,7 @@ and one refresh call per death prove that nothing was spent twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -46,6 +48,26 @@ class RefusingFileStore(JSONTokenStore):
         if self.refusing:
             raise TokenStoreError(f"{self.path}: cannot write the token file: No space left on device", path=self.path)
         super()._save(client_id, account, token, handle)
+
+
+@contextlib.contextmanager
+def held_elsewhere(store: JSONTokenStore) -> Iterator[None]:
+    """The store's lock, held by another thread (as by another process) until the block ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock():
+            held.set()
+            release.wait(DEADLINE)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(DEADLINE)
+        yield
+    finally:
+        release.set()
+        holder.join(DEADLINE)
 
 
 def user_auth(fake: FakeTwitch, store: MemoryTokenStore | JSONTokenStore, **kwargs: object) -> TwitchAuth:
@@ -176,24 +198,11 @@ def test_the_hourly_validation_never_waits_for_a_busy_lock(
     validated = fake_twitch.calls["validate"]
     later = clock_module.now() + 3601
     monkeypatch.setattr(clock_module, "now", lambda: later)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with JSONTokenStore(token_file).lock():
-            held.set()
-            release.wait(DEADLINE)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(DEADLINE)
+    with held_elsewhere(JSONTokenStore(token_file)):
         started = time.monotonic()
         assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
         assert time.monotonic() - started < 30  # far below the 60 s it would wait for the lock
         assert fake_twitch.calls["validate"] == validated  # skipped while busy: tried again later
-    finally:
-        release.set()
-        holder.join(DEADLINE)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     assert fake_twitch.calls["validate"] == validated + 1  # the lock is free: done now
 
@@ -203,23 +212,10 @@ def test_lock_waits_do_not_stack_per_thread(fake_twitch: FakeTwitch, token_file:
     auth = user_auth(fake_twitch, JSONTokenStore(token_file, lock_timeout=1.0), validate_every=None)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     fake_twitch.expire_tokens()
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with JSONTokenStore(token_file).lock():
-            held.set()
-            release.wait(DEADLINE)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(DEADLINE)
+    with held_elsewhere(JSONTokenStore(token_file)):
         started = time.monotonic()
         statuses, errors = get_all(f"{fake_twitch.api_url}/users", auth, 8)
         took = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join(DEADLINE)
     assert statuses == [] and [type(e) for e in errors] == [TokenStoreError] * 8
     assert took < 6  # stacked, the last would wait about 8 s
     assert fake_twitch.calls["refresh_token"] == 0
