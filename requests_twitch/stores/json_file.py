@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 
 _STALE_TEMP_SECONDS = 60.0
+
+_MAX_NESTING = 32
+"""How deep lists and objects may nest in the token file (it uses 5 levels)."""
 
 _POLL_INTERVAL = 0.005
 """How often a process waiting for the file lock tries again. filelock's 50 ms
@@ -143,10 +147,8 @@ class JSONTokenStore(TokenStore):
     def _read(self) -> dict[str, Any]:
         """Parse and check the whole file; a missing file is an empty store."""
         try:
-            # O_NOFOLLOW: a link is followed only once, when the store is
-            # made, and only if this user owns it (see _resolve).
             with open(_open_for_reading(self.path), "rb") as f:
-                self._check_owner_and_mode(os.fstat(f.fileno()))
+                self._check_file(os.fstat(f.fileno()))
                 raw = f.read()
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
             raise
@@ -159,23 +161,31 @@ class JSONTokenStore(TokenStore):
                 raise self._error(
                     "the token file became a symbolic link after the store was made; refusing to follow it"
                 ) from exc
+            if exc.errno == errno.ENXIO:  # a socket: open() cannot open one
+                raise self._not_a_file_error() from exc
             raise self._error(f"cannot read the token file: {exc.strerror}") from exc
         if not raw.strip():
             raise self._error("the token file is empty", corrupt=True)
         try:
-            doc = json.loads(raw)
+            doc = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             # JSONDecodeError's text is a position, never the file's content.
             raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from exc
+        except RecursionError as exc:  # the parser recurses once per level
+            raise self._error("the token file nests too deeply to be read", corrupt=True) from exc
         try:
             _check_document(doc)
         except ValueError as exc:
             raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
         return doc  # type: ignore[no-any-return]
 
-    def _check_owner_and_mode(self, st: os.stat_result) -> None:
-        """Refuse a file another user owns; warn, as ssh does for keys, about one others can read."""
-        if not hasattr(os, "getuid") or not stat.S_ISREG(st.st_mode):
+    def _check_file(self, st: os.stat_result) -> None:
+        """Refuse anything but a regular file, and a file another user owns; warn, as ssh does for keys, about one others can read."""
+        if stat.S_ISDIR(st.st_mode):
+            raise self._error("the token file is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_a_file_error()
+        if not hasattr(os, "getuid"):
             return
         if st.st_uid not in (os.getuid(), 0):
             raise self._error(
@@ -300,8 +310,15 @@ class JSONTokenStore(TokenStore):
         )
         return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
 
+    def _not_a_file_error(self) -> TokenStoreError:
+        return self._error(
+            "the token file is not a regular file (a FIFO, a device or a socket); refusing to read it."
+            " Move it away, or point token_file at a file"
+        )
+
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _warned: set[tuple[str, int]] = set()
 
 
@@ -331,6 +348,11 @@ def _check_document(doc: Any) -> None:
     """Raise ValueError, naming the place, if ``doc`` is not a token file this version can use."""
     if not isinstance(doc, dict):
         raise ValueError("the top level must be a JSON object")
+    if _nests_deeper(doc, _MAX_NESTING):
+        # A token file nests 5 levels. Fields this version does not know are
+        # kept and written back, and writing is recursive: a depth the parser
+        # took could still overflow Python's stack in the middle of a save.
+        raise ValueError(f"it nests deeper than {_MAX_NESTING} levels")
     schema = doc.get("schema")
     if schema != SCHEMA:
         if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
@@ -347,6 +369,34 @@ def _check_document(doc: Any) -> None:
                 Token.from_dict(record)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"tokens[{client_id!r}][{account!r}]: {exc}") from None
+            except OverflowError:  # an integer such as 10**400 is no float
+                raise ValueError(f"tokens[{client_id!r}][{account!r}]: a number is too large") from None
+
+
+def _finite_float(text: str) -> float:
+    """Parse a JSON number with a fraction or exponent; 1e400 would be infinity, and written back as ``Infinity``."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number is too large")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``, which Python's parser takes but JSON has not."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _nests_deeper(doc: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than ``limit`` in ``doc`` (walked without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _fsync_folder(folder: str) -> None:
@@ -380,10 +430,16 @@ def _replace(source: str, target: str) -> None:
 
 
 def _open_for_reading(path: str) -> int:
-    """Open without following a link; on Windows, retried while a writer is replacing the file."""
+    """Open without following a link, and without blocking; on Windows, retried while a writer is replacing the file.
+
+    O_NOFOLLOW: a link is followed only once, when the store is made, and only
+    if this user owns it (see _resolve). O_NONBLOCK: a FIFO planted at the
+    path would otherwise hang ``open()`` until someone writes to it; a regular
+    file reads the same either way, and anything else is refused once opened.
+    """
     for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
         try:
-            return os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+            return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK)
         except PermissionError:
             if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
                 raise

@@ -1,0 +1,139 @@
+"""Faults a deployment meets around the token file: each is a typed error, and no refresh token is spent.
+
+Twitch's public-client refresh tokens are single use; sending a spent one
+again revokes the user's whole grant (twitchdev/issues#903). So a fault that
+would stop the renewed token from being saved must be refused before the
+refresh token goes to Twitch, and a hostile file must be refused without a
+raw Python error and without being overwritten. Each test ends the same way:
+a typed ``TokenStoreError``, no refresh call while the fault lasted, the file
+as it was, and, once the fault is gone, one refresh and the grant intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests
+
+from requests_twitch import TokenStoreError, TwitchAuth
+from requests_twitch.testing import FakeTwitch
+
+from _helpers import MakeAuth
+
+BOUND = 10.0
+"""Seconds any one call here may take before the test calls it a hang."""
+
+
+def seeded_file(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> TwitchAuth:
+    """A TwitchAuth whose user token is in the test's token file, after one successful request."""
+    user = fake_twitch.issue_user_token()
+    auth = make_auth(access_token=user.access_token, refresh_token=user.refresh_token)
+    assert get(fake_twitch, auth).status_code == 200
+    return auth
+
+
+def get(fake_twitch: FakeTwitch, auth: TwitchAuth) -> requests.Response:
+    return requests.get(f"{fake_twitch.api_url}/users", auth=auth, timeout=BOUND)
+
+
+def within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` in a thread for at most ``seconds``; returns what it raised (None if nothing).
+
+    Fails the test if the call is still running then, so a hang is a failure
+    and never a suite that does not finish.
+    """
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 (handed to the test)
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the call did not return within {seconds:g} s")
+    return raised[0] if raised else None
+
+
+def assert_grant_intact_after_one_refresh(fake_twitch: FakeTwitch, auth: TwitchAuth) -> None:
+    """Once the fault is gone, the stored refresh token still works: one refresh, a 200, no grant revoked."""
+    assert get(fake_twitch, auth).status_code == 200
+    assert fake_twitch.calls["refresh_token"] == 1
+    assert fake_twitch.grants_revoked == 0
+
+
+def with_hostile_part(good: str, field: str, hostile: str) -> str:
+    """The token file ``good`` with one more account, "bot", whose ``field`` is the raw JSON ``hostile``."""
+    doc = json.loads(good)
+    client_id = next(iter(doc["tokens"]))
+    doc["tokens"][client_id]["bot"] = {"access_token": "bot-token", field: "HOSTILE"}
+    return json.dumps(doc, indent=2).replace('"HOSTILE"', hostile)
+
+
+HOSTILE = {
+    # A field this version does not know is kept and written back: nesting hides there.
+    "JSON nested deeper than the parser's stack": ("future_field", "[" * 100_000 + "]" * 100_000),
+    "JSON nested within the parser's reach": ("future_field", "[" * 900 + "]" * 900),
+    "an integer like 10**400": ("expires_at", "1" + "0" * 400),
+    "a float like 1e400": ("expires_at", "1e400"),
+    "a float like 1e400 in any field": ("future_field", "-1e400"),
+    "NaN, which JSON has not": ("future_field", "NaN"),
+}
+
+
+@pytest.mark.parametrize("field, hostile", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_depths_and_numbers_in_the_file_are_a_typed_error_and_the_file_is_kept(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path, field: str, hostile: str
+) -> None:
+    """Promise: a token file with a hostile depth or number (in any account) raises TokenStoreError
+    naming the path, never RecursionError or OverflowError; nothing is spent, the file is left
+    byte for byte, and once a person removes the bad part the grant still works."""
+    auth = seeded_file(fake_twitch, make_auth)
+    good = token_file.read_text()
+    bad = with_hostile_part(good, field, hostile)
+    token_file.write_text(bad)
+    fake_twitch.expire_tokens()
+
+    raised = within(BOUND, lambda: get(fake_twitch, auth))
+
+    assert isinstance(raised, TokenStoreError), repr(raised)
+    assert raised.path == str(token_file) and str(token_file) in str(raised)
+    assert "left as it is" in str(raised)
+    assert token_file.read_text() == bad
+    assert fake_twitch.calls["refresh_token"] == 0 and fake_twitch.grants_revoked == 0
+    token_file.write_text(good)  # a person removes the bad part
+    assert_grant_intact_after_one_refresh(fake_twitch, auth)
+
+
+def test_a_fifo_at_the_token_path_is_a_typed_error_at_once_not_a_hang(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
+) -> None:
+    """Promise: a FIFO (or any non-regular file) planted at the token path is refused with
+    TokenStoreError within a bounded time; open() never waits for a writer, nothing is spent,
+    and once the real file is back the grant still works."""
+    auth = seeded_file(fake_twitch, make_auth)
+    aside = token_file.with_name("aside.json")
+    token_file.rename(aside)
+    os.mkfifo(token_file, 0o600)
+    fake_twitch.expire_tokens()
+    try:
+        raised = within(BOUND, lambda: get(fake_twitch, auth))
+    finally:
+        # If open() is stuck waiting for a writer (the test is failing), wake
+        # it: opening a FIFO for reading and writing never waits on Linux.
+        os.close(os.open(token_file, os.O_RDWR | os.O_NONBLOCK))
+
+    assert isinstance(raised, TokenStoreError), repr(raised)
+    assert "not a regular file" in str(raised) and str(token_file) in str(raised)
+    assert fake_twitch.calls["refresh_token"] == 0 and fake_twitch.grants_revoked == 0
+    token_file.unlink()
+    aside.rename(token_file)
+    assert_grant_intact_after_one_refresh(fake_twitch, auth)
