@@ -20,10 +20,10 @@ from typing import Callable
 import pytest
 import requests
 
-from requests_twitch import TokenStoreError, TwitchAuth
+from requests_twitch import JSONTokenStore, Token, TokenStoreError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth
+from _helpers import MakeAuth, raised_by, shown_with_locals, store_with
 
 BOUND = 10.0
 """Seconds any one call here may take before the test calls it a hang."""
@@ -137,3 +137,49 @@ def test_a_fifo_at_the_token_path_is_a_typed_error_at_once_not_a_hang(
     token_file.unlink()
     aside.rename(token_file)
     assert_grant_intact_after_one_refresh(fake_twitch, auth)
+
+
+def secret_tokens() -> list[Token]:
+    """Two accounts' tokens whose values a leak check can find anywhere."""
+    return [
+        Token(f"access-{account}-{os.urandom(8).hex()}", refresh_token=f"refresh-{account}-{os.urandom(8).hex()}")
+        for account in ("user", "bot")
+    ]
+
+
+def assert_no_secret_shown(errors: list[BaseException], tokens: list[Token]) -> None:
+    """None of the tokens' values is in what an error reporter recording locals shows of the errors."""
+    assert errors and all(isinstance(e, TokenStoreError) for e in errors), errors
+    shown = "\n".join(shown_with_locals(e) for e in errors)
+    assert "JSONTokenStore" in shown  # the store's frames are there, with their locals
+    for token in tokens:
+        assert token.access_token not in shown and str(token.refresh_token) not in shown
+
+
+CORRUPTIONS: dict[str, Callable[[str], str]] = {
+    "cut in the middle (a torn copy)": lambda good: good[: len(good) * 2 // 3],
+    "the wrong shape in another account": lambda good: good.replace('"scopes": []', '"scopes": 5', 1),
+    "nested too deep": lambda good: good.replace('"schema": 1', '"schema": 1, "x": ' + "[" * 50 + "]" * 50),
+}
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_a_corrupt_file_shows_no_token_in_traceback_locals(token_file: Path, corrupt: Callable[[str], str]) -> None:
+    """Promise: the errors of a corrupt token file carry no token in their frames' locals, where
+    error trackers that record them (Sentry does by default) and pytest's long traceback would
+    ship every account's tokens; the file is left as it was."""
+    tokens = secret_tokens()
+    store = JSONTokenStore(token_file)
+    for account, token in zip(("user", "bot"), tokens):
+        store_with(store, "client", account, token)
+    bad = corrupt(token_file.read_text())
+    token_file.write_text(bad)
+
+    errors = [
+        raised_by(lambda: store.load("client", "user")),
+        raised_by(lambda: store_with(store, "client", "user", Token("new-token"))),
+        raised_by(store.items),
+    ]
+
+    assert_no_secret_shown(errors, tokens)
+    assert token_file.read_text() == bad

@@ -18,7 +18,7 @@ import stat
 import tempfile
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import TYPE_CHECKING, Any, Generic, Hashable, TypeVar
 
 from .. import _clock
 from ..exceptions import InsecureTokenFileWarning, TokenStoreError
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["JSONTokenStore"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 SCHEMA = 1
 
@@ -141,19 +143,23 @@ class JSONTokenStore(TokenStore):
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def load(self, client_id: str, account: str) -> Token | None:
-        record = self._read()["tokens"].get(client_id, {}).get(account)
+        record = self._read().value["tokens"].get(client_id, {}).get(account)
         return None if record is None else Token.from_dict(record)
 
-    def _read(self) -> dict[str, Any]:
-        """Parse and check the whole file; a missing file is an empty store."""
+    def _read(self) -> _Sealed[dict[str, Any]]:
+        """Parse and check the whole file; a missing file is an empty store.
+
+        The file's bytes and its document are sealed: they hold every
+        account's tokens, and this frame's locals go with any error it raises.
+        """
         try:
             with open(_open_for_reading(self.path), "rb") as f:
                 self._check_file(os.fstat(f.fileno()))
-                raw = f.read()
+                raw = _Sealed(f.read())
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
             raise
         except FileNotFoundError:
-            return {"schema": SCHEMA, "tokens": {}}
+            return _Sealed({"schema": SCHEMA, "tokens": {}})
         except IsADirectoryError as exc:
             raise self._error("the token file is a directory") from exc
         except OSError as exc:
@@ -164,20 +170,22 @@ class JSONTokenStore(TokenStore):
             if exc.errno == errno.ENXIO:  # a socket: open() cannot open one
                 raise self._not_a_file_error() from exc
             raise self._error(f"cannot read the token file: {exc.strerror}") from exc
-        if not raw.strip():
+        if not raw.value.strip():
             raise self._error("the token file is empty", corrupt=True)
+        # The parser's errors are not chained (from None): the frames of json's
+        # functions hold the file's text. Their messages say all that matters.
         try:
-            doc = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
+            doc = _Sealed(json.loads(raw.value, parse_float=_finite_float, parse_constant=_no_constant))
         except (ValueError, UnicodeDecodeError) as exc:
             # JSONDecodeError's text is a position, never the file's content.
-            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from exc
-        except RecursionError as exc:  # the parser recurses once per level
-            raise self._error("the token file nests too deeply to be read", corrupt=True) from exc
+            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from None
+        except RecursionError:  # the parser recurses once per level
+            raise self._error("the token file nests too deeply to be read", corrupt=True) from None
         try:
-            _check_document(doc)
+            _check_document(doc.value)
         except ValueError as exc:
-            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
-        return doc  # type: ignore[no-any-return]
+            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from None
+        return doc
 
     def _check_file(self, st: os.stat_result) -> None:
         """Refuse anything but a regular file, and a file another user owns; warn, as ssh does for keys, about one others can read."""
@@ -234,22 +242,23 @@ class JSONTokenStore(TokenStore):
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
         doc = self._read()  # re-read: another process may have saved another account
-        doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
+        doc.value["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
 
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         doc = self._read()
-        accounts = doc["tokens"].get(client_id, {})
+        accounts = doc.value["tokens"].get(client_id, {})
         if accounts.pop(account, None) is not None:
             if not accounts:
-                del doc["tokens"][client_id]
+                del doc.value["tokens"][client_id]
             self._write(doc)
 
     def _items(self) -> list[tuple[tuple[str, str], Token]]:
-        tokens = self._read()["tokens"]
+        tokens = self._read().value["tokens"]
         return [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
 
-    def _write(self, doc: dict[str, Any]) -> None:
+    def _write(self, doc: _Sealed[dict[str, Any]]) -> None:
+        data = _Sealed(json.dumps(doc.value, indent=2, sort_keys=True).encode() + b"\n")
         folder, name = os.path.split(self.path)
         try:
             # mkstemp creates the file 0600 whatever the umask, and os.replace
@@ -258,11 +267,11 @@ class JSONTokenStore(TokenStore):
         except OSError as exc:
             raise self._error(f"cannot write the token file: {exc.strerror}") from exc
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             _replace(tmp, self.path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -315,6 +324,32 @@ class JSONTokenStore(TokenStore):
             "the token file is not a regular file (a FIFO, a device or a socket); refusing to read it."
             " Move it away, or point token_file at a file"
         )
+
+
+class _Sealed(Generic[_T]):
+    """A value that holds tokens (the file's bytes, its document), with a redacted repr.
+
+    Error reporters that record the local variables of a traceback (Sentry
+    does by default, pytest with ``--showlocals`` or ``-l``) would otherwise
+    ship every account's tokens with any store error: a full disk, a corrupt
+    file. They see ``<sealed: tokens redacted>``, as oauth.py's ``_Form``
+    shows ``<form: redacted>``.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<sealed: tokens redacted>"
+
+
+def _write_all(fd: int, data: _Sealed[bytes]) -> None:
+    """``os.write`` until every byte is written (a write may take fewer, as a disk fills)."""
+    written = 0
+    while written < len(data.value):
+        written += os.write(fd, data.value[written:])
 
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
