@@ -11,11 +11,16 @@ as it was, and, once the fault is gone, one refresh and the grant intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
@@ -24,6 +29,7 @@ from requests_twitch import JSONTokenStore, Token, TokenStoreError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import MakeAuth, raised_by, shown_with_locals, store_with
+from _procs import DEADLINE, running
 
 BOUND = 10.0
 """Seconds any one call here may take before the test calls it a hang."""
@@ -147,7 +153,7 @@ def secret_tokens() -> list[Token]:
     ]
 
 
-def assert_no_secret_shown(errors: list[BaseException], tokens: list[Token]) -> None:
+def assert_no_secret_shown(errors: list[BaseException | None], tokens: list[Token]) -> None:
     """None of the tokens' values is in what an error reporter recording locals shows of the errors."""
     assert errors and all(isinstance(e, TokenStoreError) for e in errors), errors
     shown = "\n".join(shown_with_locals(e) for e in errors)
@@ -183,3 +189,94 @@ def test_a_corrupt_file_shows_no_token_in_traceback_locals(token_file: Path, cor
 
     assert_no_secret_shown(errors, tokens)
     assert token_file.read_text() == bad
+
+
+# -- real faults under the file: mounts, as root, in a mount namespace of their own --------------
+
+FAULTS = str(Path(__file__).with_name("_file_faults.py"))
+
+
+class Scenario:
+    """A running tests/_file_faults.py: its result lines, read with a bounded wait."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    def result(self) -> dict[str, Any]:
+        """The next JSON line; skips the test if the machine refuses the namespace or the mount."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], DEADLINE)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=DEADLINE)
+            if "Operation not permitted" in err or "Permission denied" in err and "mount" in err:
+                pytest.skip(f"mounts are not permitted here: {err.strip().splitlines()[-1]}")
+            pytest.fail(f"the scenario printed no result within {DEADLINE} s: {err}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def lift(self) -> dict[str, Any]:
+        """Lift the fault, and return the result of the request made after it."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("lift\n")
+        self.proc.stdin.flush()
+        return self.result()
+
+
+@contextlib.contextmanager
+def fault(fake_twitch: FakeTwitch, tmp_path: Path, scenario: str) -> Iterator[Scenario]:
+    """Run a scenario of tests/_file_faults.py with a user token that FakeTwitch has just expired."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("real file-system faults need root (mount, a private mount namespace)")
+    wrapper = ["unshare", "--mount", "--propagation", "private"]
+    if scenario == "unreadable":
+        # Root reads any file: drop the two capabilities that let it, so that mode 0 means unreadable.
+        wrapper = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    for tool in (wrapper[0], "mount"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    folder = tmp_path / "faults"
+    folder.mkdir(mode=0o700)
+    user = fake_twitch.issue_user_token()
+    fake_twitch.expire_tokens()
+    config = {
+        "scenario": scenario, "folder": str(folder), "client_id": fake_twitch.client_id,
+        "client_secret": fake_twitch.client_secret, "id_url": fake_twitch.id_url, "api_url": fake_twitch.api_url,
+        "access_token": user.access_token, "refresh_token": user.refresh_token,
+    }
+    with running([*wrapper, sys.executable, FAULTS]) as proc:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(config) + "\n")
+        proc.stdin.flush()
+        yield Scenario(proc)
+
+
+def assert_refused_before_spending(fake_twitch: FakeTwitch, faulted: dict[str, Any], *cause: str) -> None:
+    """The request raised a TokenStoreError naming the cause; Twitch saw no refresh; the file and its
+    tokens are as they were, and the store's errors show no token in their traceback locals."""
+    assert faulted["error"] == "TokenStoreError", faulted
+    assert all(text in faulted["message"] for text in cause), faulted["message"]
+    assert fake_twitch.calls["refresh_token"] == 0 and fake_twitch.grants_revoked == 0
+    assert fake_twitch.calls["helix"] == 1  # the request met the dead token, and nothing else happened
+    assert faulted["file_unchanged"]
+    assert faulted["store_errors"] == ["TokenStoreError"] and not faulted["token_shown"]
+
+
+def assert_works_once_lifted(fake_twitch: FakeTwitch, lifted: dict[str, Any]) -> None:
+    """With the fault gone, the same refresh token renews the token: one refresh, saved, grant intact."""
+    assert lifted == {"status": 200, "saved": True}
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+
+
+def test_a_single_file_bind_mount_is_refused_before_spending_and_says_to_mount_the_folder(
+    fake_twitch: FakeTwitch, tmp_path: Path
+) -> None:
+    """Promise: a token file that is a single-file bind mount (Docker's -v ./tokens.json:/app/tokens.json),
+    which os.replace can never replace, is refused before the refresh token is spent, with a message
+    that says to mount the folder; found even when both files are on one file system (same st_dev)."""
+    with fault(fake_twitch, tmp_path, "bind") as scenario:
+        faulted = scenario.result()
+        assert_refused_before_spending(fake_twitch, faulted, "mount point", "Mount the folder, not the file")
+        lifted = scenario.lift()
+    assert_works_once_lifted(fake_twitch, lifted)

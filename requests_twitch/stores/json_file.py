@@ -257,7 +257,26 @@ class JSONTokenStore(TokenStore):
         tokens = self._read().value["tokens"]
         return [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
 
+    def _confirm(self, handle: object) -> None:
+        """Refuse, before a refresh token is spent, a renewal whose successor could not be saved."""
+        self._refuse_a_mount_point()
+
+    def _refuse_a_mount_point(self) -> None:
+        """Raise if the token file is a mount point of its own, which ``os.replace`` can never replace.
+
+        Docker's ``-v ./tokens.json:/app/tokens.json`` bind-mounts a single
+        file; replacing a mount point fails with EBUSY every time, so the first
+        renewal would spend the refresh token and fail to save its successor.
+        """
+        try:
+            mounted = _is_mount_point(self.path)
+        except OSError as exc:
+            raise self._error(f"cannot check the token file: {exc.strerror}") from exc
+        if mounted:
+            raise self._mount_point_error()
+
     def _write(self, doc: _Sealed[dict[str, Any]]) -> None:
+        self._refuse_a_mount_point()
         data = _Sealed(json.dumps(doc.value, indent=2, sort_keys=True).encode() + b"\n")
         folder, name = os.path.split(self.path)
         try:
@@ -276,6 +295,8 @@ class JSONTokenStore(TokenStore):
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno == errno.EBUSY:  # a mount point the check missed
+                raise self._mount_point_error() from exc
             if isinstance(exc, OSError):
                 raise self._error(f"cannot write the token file: {exc.strerror}") from exc
             raise
@@ -319,6 +340,15 @@ class JSONTokenStore(TokenStore):
         )
         return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
 
+    def _mount_point_error(self) -> TokenStoreError:
+        folder, name = os.path.split(self.path)
+        return self._error(
+            "the token file is a mount point of its own (a single-file bind mount, such as Docker's"
+            f" -v ./{name}:{self.path}), and a mount point cannot be replaced, so a renewed token could never be"
+            f" saved there. Mount the folder, not the file (-v ./tokens:{folder}, with {name} in ./tokens);"
+            " the file was left as it is"
+        )
+
     def _not_a_file_error(self) -> TokenStoreError:
         return self._error(
             "the token file is not a regular file (a FIFO, a device or a socket); refusing to read it."
@@ -354,6 +384,7 @@ def _write_all(fd: int, data: _Sealed[bytes]) -> None:
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux only
 _warned: set[tuple[str, int]] = set()
 
 
@@ -432,6 +463,45 @@ def _nests_deeper(doc: Any, limit: int) -> bool:
             children = value.values() if isinstance(value, dict) else value
             stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _is_mount_point(path: str) -> bool:
+    """Whether the file at ``path`` is a mount point of its own (False if there is no file).
+
+    On Linux, compare the ids of the mounts the file and its folder are on: a
+    bind mount of a file from the same file system keeps the folder's
+    ``st_dev``, and overlayfs may give a file another ``st_dev`` than its
+    folder's with no mount at all. Elsewhere, or without /proc, a different
+    ``st_dev`` is the sign (a file bind-mounted from another file system).
+    """
+    folder = os.path.dirname(path)
+    try:
+        if _O_PATH:
+            mount, folder_mount = _mount_id(path, _O_NOFOLLOW), _mount_id(folder, 0)
+            if mount is not None and folder_mount is not None:
+                return mount != folder_mount
+        return os.lstat(path).st_dev != os.stat(folder).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _mount_id(path: str, flags: int) -> int | None:
+    """The id of the mount ``path`` is on, from /proc/self/fdinfo (Linux 3.15+); None if /proc cannot say.
+
+    O_PATH opens without reading: it needs no permission on the file and
+    never blocks on a FIFO.
+    """
+    fd = os.open(path, _O_PATH | flags)
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            for line in info:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return None
 
 
 def _fsync_folder(folder: str) -> None:
