@@ -2,7 +2,7 @@
 
 Usage: unshare --mount --propagation private python _file_faults.py < CONFIG_JSON_LINE
 
-Config: scenario ("full", "read-only", "bind" or "unreadable"), folder,
+Config: scenario ("full", "read-only", "bind", "unwritable" or "unreadable"), folder,
 client_id, client_secret, id_url, api_url, and the user's access_token and
 refresh_token (on stdin, not in the command line).
 
@@ -85,6 +85,8 @@ class Fault:
             fill(folder / "filler")
         elif scenario == "read-only":
             run("mount", "-o", "remount,ro", str(folder))
+        elif scenario == "unwritable":  # the folder, as a user might make it (the lock file exists)
+            folder.chmod(0o500)
         elif scenario == "unreadable":
             self.path.chmod(0)
 
@@ -104,6 +106,8 @@ class Fault:
             os.unlink(self.folder / "filler")
         elif self.scenario == "read-only":
             run("mount", "-o", "remount,rw", str(self.folder))
+        elif self.scenario == "unwritable":
+            self.folder.chmod(0o700)
         elif self.scenario == "unreadable":
             self.path.chmod(0o600)
         elif self.scenario == "bind":

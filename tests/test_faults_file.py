@@ -230,8 +230,8 @@ def fault(fake_twitch: FakeTwitch, tmp_path: Path, scenario: str) -> Iterator[Sc
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("real file-system faults need root (mount, a private mount namespace)")
     wrapper = ["unshare", "--mount", "--propagation", "private"]
-    if scenario == "unreadable":
-        # Root reads any file: drop the two capabilities that let it, so that mode 0 means unreadable.
+    if scenario in ("unreadable", "unwritable"):
+        # Root reads and writes anything: drop the two capabilities that let it, so modes mean what they say.
         wrapper = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     for tool in (wrapper[0], "mount"):
         if shutil.which(tool) is None:
@@ -252,13 +252,15 @@ def fault(fake_twitch: FakeTwitch, tmp_path: Path, scenario: str) -> Iterator[Sc
         yield Scenario(proc)
 
 
-def assert_refused_before_spending(fake_twitch: FakeTwitch, faulted: dict[str, Any], *cause: str) -> None:
+def assert_refused_before_spending(
+    fake_twitch: FakeTwitch, faulted: dict[str, Any], *cause: str, requests_sent: int = 1
+) -> None:
     """The request raised a TokenStoreError naming the cause; Twitch saw no refresh; the file and its
     tokens are as they were, and the store's errors show no token in their traceback locals."""
     assert faulted["error"] == "TokenStoreError", faulted
     assert all(text in faulted["message"] for text in cause), faulted["message"]
     assert fake_twitch.calls["refresh_token"] == 0 and fake_twitch.grants_revoked == 0
-    assert fake_twitch.calls["helix"] == 1  # the request met the dead token, and nothing else happened
+    assert fake_twitch.calls["helix"] == requests_sent  # the request met the dead token (if sent), nothing else
     assert faulted["file_unchanged"]
     assert faulted["store_errors"] == ["TokenStoreError"] and not faulted["token_shown"]
 
@@ -278,5 +280,49 @@ def test_a_single_file_bind_mount_is_refused_before_spending_and_says_to_mount_t
     with fault(fake_twitch, tmp_path, "bind") as scenario:
         faulted = scenario.result()
         assert_refused_before_spending(fake_twitch, faulted, "mount point", "Mount the folder, not the file")
+        lifted = scenario.lift()
+    assert_works_once_lifted(fake_twitch, lifted)
+
+
+def test_a_full_disk_is_refused_before_spending(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """Promise: on a full file system (a tiny tmpfs, filled) the renewal is refused before the refresh
+    token is spent, with a TokenStoreError naming the folder and the cause; the file is as it was,
+    and once there is room the same refresh token renews the token."""
+    with fault(fake_twitch, tmp_path, "full") as scenario:
+        faulted = scenario.result()
+        assert_refused_before_spending(fake_twitch, faulted, "No space left on device", "still unspent")
+        lifted = scenario.lift()
+    assert_works_once_lifted(fake_twitch, lifted)
+
+
+def test_a_read_only_remount_is_refused_before_spending(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """Promise: on a file system remounted read-only the renewal is refused before the refresh token is
+    spent, with a TokenStoreError naming the cause; the file is as it was, and once the file system
+    is writable again the same refresh token renews the token."""
+    with fault(fake_twitch, tmp_path, "read-only") as scenario:
+        faulted = scenario.result()
+        assert_refused_before_spending(fake_twitch, faulted, "Read-only file system")
+        lifted = scenario.lift()
+    assert_works_once_lifted(fake_twitch, lifted)
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_spending(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """Promise: a token folder this process cannot write in (made 0500; the lock file is there) is refused
+    before the refresh token is spent, with a TokenStoreError naming the folder and the cause; once the
+    folder is writable again the same refresh token renews the token."""
+    with fault(fake_twitch, tmp_path, "unwritable") as scenario:
+        faulted = scenario.result()
+        assert_refused_before_spending(fake_twitch, faulted, "Permission denied", "still unspent")
+        lifted = scenario.lift()
+    assert_works_once_lifted(fake_twitch, lifted)
+
+
+def test_an_unreadable_file_is_a_typed_error_and_spends_nothing(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """Promise: a token file this process cannot read (mode 0, without root's override) is a TokenStoreError
+    naming the cause before any request goes out; nothing is spent, and once it is readable the same
+    refresh token renews the token."""
+    with fault(fake_twitch, tmp_path, "unreadable") as scenario:
+        faulted = scenario.result()
+        assert_refused_before_spending(fake_twitch, faulted, "cannot read the token file", requests_sent=0)
         lifted = scenario.lift()
     assert_works_once_lifted(fake_twitch, lifted)

@@ -38,6 +38,10 @@ SCHEMA = 1
 
 _STALE_TEMP_SECONDS = 60.0
 
+_WRITE_MARGIN = 4096
+"""Bytes :meth:`JSONTokenStore.confirm` writes beyond the token file's size: a renewed token
+is about as long as the one it replaces."""
+
 _MAX_NESTING = 32
 """How deep lists and objects may nest in the token file (it uses 5 levels)."""
 
@@ -258,8 +262,45 @@ class JSONTokenStore(TokenStore):
         return [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
 
     def _confirm(self, handle: object) -> None:
-        """Refuse, before a refresh token is spent, a renewal whose successor could not be saved."""
+        """Refuse, before a refresh token is spent, a renewal whose successor could not be saved.
+
+        Checks what a save needs: a file ``os.replace`` can replace, and a
+        folder that takes a new file as big as this one (writable, not
+        read-only, not full). Costs about a millisecond (one fsync), once per
+        renewal, which is every few hours.
+        """
         self._refuse_a_mount_point()
+        self._try_a_write()
+
+    def _try_a_write(self) -> None:
+        """Write and fsync a throwaway file as big as the token file (plus a margin) beside it, then remove it.
+
+        Random bytes: a file system that compresses must not make it smaller
+        than the real write. The name is a temporary file's, so that one left
+        by a process killed here is removed like theirs.
+        """
+        folder, name = os.path.split(self.path)
+        try:
+            size = os.stat(self.path).st_size + _WRITE_MARGIN
+        except FileNotFoundError:
+            size = _WRITE_MARGIN
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        try:
+            try:
+                _write_all(fd, _Sealed(os.urandom(size)))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
 
     def _refuse_a_mount_point(self) -> None:
         """Raise if the token file is a mount point of its own, which ``os.replace`` can never replace.
@@ -339,6 +380,13 @@ class JSONTokenStore(TokenStore):
             else ""
         )
         return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
+
+    def _cannot_renew_error(self, folder: str, exc: OSError) -> TokenStoreError:
+        return self._error(
+            f"cannot write a new token file in {folder} ({exc.strerror}), so a renewed token could not be"
+            " saved; the token was not renewed, and its refresh token is still unspent. Free some space or make"
+            " the folder writable, then try again"
+        )
 
     def _mount_point_error(self) -> TokenStoreError:
         folder, name = os.path.split(self.path)
