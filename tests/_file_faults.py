@@ -53,6 +53,7 @@ def main() -> None:
         error=type(raised).__name__,
         message=str(raised),
         store_errors=sorted({type(e).__name__ for e in store_errors}),
+        store_messages=[str(e) for e in store_errors],
         token_shown=token.access_token in shown or str(token.refresh_token) in shown,
         file_unchanged=fault.read() == fault.before,
     )
@@ -144,7 +145,10 @@ def fill(filler: Path) -> None:
 
 
 def run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    """Run a command; exit, saying why, if it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode:
+        sys.exit(f"{' '.join(argv)}: {done.stderr.strip()}")
 
 
 def report(**result: object) -> None:
