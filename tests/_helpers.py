@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Callable, TypeVar
+
+import pytest
 
 from requests_twitch import Token, TokenStore, TwitchAuth
 
@@ -23,3 +26,21 @@ def store_with(store: Store, client_id: str, account: str, token: Token) -> Stor
     with store.lock():
         store.save(client_id, account, token)
     return store
+
+
+def raised_by(call: Callable[[], object]) -> BaseException | None:
+    """The exception ``call`` raises (None if none). Its traceback starts in this frame, which
+    holds no secret, so a check of the traceback's locals sees the library's frames, not the caller's."""
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+        return exc
+    return None
+
+
+def shown_with_locals(exc: BaseException) -> str:
+    """What error reporters that record local variables show of ``exc``, chained exceptions included:
+    the standard library's ``TracebackException(capture_locals=True)`` (as Sentry records them)
+    and pytest's long traceback with ``--showlocals``."""
+    stdlib = "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    return stdlib + str(pytest.ExceptionInfo.from_exception(exc).getrepr(showlocals=True, style="long"))

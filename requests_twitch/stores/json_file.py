@@ -12,12 +12,13 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import TYPE_CHECKING, Any, Generic, Hashable, TypeVar
 
 from .. import _clock
 from ..exceptions import InsecureTokenFileWarning, TokenStoreError
@@ -31,9 +32,18 @@ __all__ = ["JSONTokenStore"]
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 SCHEMA = 1
 
 _STALE_TEMP_SECONDS = 60.0
+
+_WRITE_MARGIN = 4096
+"""Bytes :meth:`JSONTokenStore.confirm` writes beyond the token file's size: a renewed token
+is about as long as the one it replaces."""
+
+_MAX_NESTING = 32
+"""How deep lists and objects may nest in the token file (it uses 5 levels)."""
 
 _POLL_INTERVAL = 0.005
 """How often a process waiting for the file lock tries again. filelock's 50 ms
@@ -140,21 +150,23 @@ class JSONTokenStore(TokenStore):
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def load(self, client_id: str, account: str) -> Token | None:
-        record = self._read()["tokens"].get(client_id, {}).get(account)
+        record = self._read().value["tokens"].get(client_id, {}).get(account)
         return None if record is None else Token.from_dict(record)
 
-    def _read(self) -> dict[str, Any]:
-        """Parse and check the whole file; a missing file is an empty store."""
+    def _read(self) -> _Sealed[dict[str, Any]]:
+        """Parse and check the whole file; a missing file is an empty store.
+
+        The file's bytes and its document are sealed: they hold every
+        account's tokens, and this frame's locals go with any error it raises.
+        """
         try:
-            # O_NOFOLLOW: a link is followed only once, when the store is
-            # made, and only if this user owns it (see _resolve).
             with open(_open_for_reading(self.path), "rb") as f:
-                self._check_owner_and_mode(os.fstat(f.fileno()))
-                raw = f.read()
+                self._check_file(os.fstat(f.fileno()))
+                raw = _Sealed(f.read())
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
             raise
         except FileNotFoundError:
-            return {"schema": SCHEMA, "tokens": {}}
+            return _Sealed({"schema": SCHEMA, "tokens": {}})
         except IsADirectoryError as exc:
             raise self._error("the token file is a directory") from exc
         except OSError as exc:
@@ -162,23 +174,36 @@ class JSONTokenStore(TokenStore):
                 raise self._error(
                     "the token file became a symbolic link after the store was made; refusing to follow it"
                 ) from exc
+            if exc.errno == errno.ENXIO:  # a socket: open() cannot open one
+                raise self._not_a_file_error() from exc
             raise self._error(f"cannot read the token file: {exc.strerror}") from exc
-        if not raw.strip():
+        if not raw.value.strip():
             raise self._error("the token file is empty", corrupt=True)
+        # The parser's errors are not chained (from None): the frames of json's
+        # functions hold the file's text. Their messages say all that matters.
         try:
-            doc = json.loads(raw)
+            doc = _Sealed(json.loads(raw.value, parse_float=_finite_float, parse_constant=_no_constant))
         except (ValueError, UnicodeDecodeError) as exc:
             # JSONDecodeError's text is a position, never the file's content.
-            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from exc
+            raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from None
+        except RecursionError:  # the parser recurses once per level
+            raise self._error("the token file nests too deeply to be read", corrupt=True) from None
         try:
-            _check_document(doc)
+            _check_document(doc.value)
         except ValueError as exc:
-            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from exc
-        return doc  # type: ignore[no-any-return]
+            raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from None
+        return doc
 
-    def _check_owner_and_mode(self, st: os.stat_result) -> None:
-        """Refuse a file another user owns; warn, as ssh does for keys, about one others can read."""
-        if not hasattr(os, "getuid") or not stat.S_ISREG(st.st_mode):
+    def _check_file(self, st: os.stat_result) -> None:
+        """Refuse anything but a regular file, and a file another user owns.
+
+        Warns, as ssh does for keys, about a file others can read.
+        """
+        if stat.S_ISDIR(st.st_mode):
+            raise self._error("the token file is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_a_file_error()
+        if not hasattr(os, "getuid"):
             return
         if st.st_uid not in (os.getuid(), 0):
             raise self._error(
@@ -227,22 +252,79 @@ class JSONTokenStore(TokenStore):
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
         doc = self._read()  # re-read: another process may have saved another account
-        doc["tokens"].setdefault(client_id, {})[account] = token.to_dict()
+        doc.value["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
 
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         doc = self._read()
-        accounts = doc["tokens"].get(client_id, {})
+        accounts = doc.value["tokens"].get(client_id, {})
         if accounts.pop(account, None) is not None:
             if not accounts:
-                del doc["tokens"][client_id]
+                del doc.value["tokens"][client_id]
             self._write(doc)
 
     def _items(self) -> list[tuple[tuple[str, str], Token]]:
-        tokens = self._read()["tokens"]
+        tokens = self._read().value["tokens"]
         return [((c, a), Token.from_dict(r)) for c, accounts in tokens.items() for a, r in accounts.items()]
 
-    def _write(self, doc: dict[str, Any]) -> None:
+    def _confirm(self, handle: object) -> None:
+        """Refuse, before a refresh token is spent, a renewal whose successor could not be saved.
+
+        Checks what a save needs: a file ``os.replace`` can replace, and a
+        folder that takes a new file as big as this one (writable, not
+        read-only, not full). About half a millisecond on ext4 (one fsync),
+        once per renewal, which is every few hours.
+        """
+        self._refuse_a_mount_point()
+        self._try_a_write()
+
+    def _try_a_write(self) -> None:
+        """Write and fsync a throwaway file as big as the token file (plus a margin) beside it, then remove it.
+
+        Random bytes: a file system that compresses must not make it smaller
+        than the real write. The name is a temporary file's, so that one left
+        by a process killed here is removed like theirs.
+        """
+        folder, name = os.path.split(self.path)
+        try:
+            size = os.stat(self.path).st_size + _WRITE_MARGIN
+        except FileNotFoundError:
+            size = _WRITE_MARGIN
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        try:
+            try:
+                _write_all(fd, _Sealed(os.urandom(size)))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self._cannot_renew_error(folder, exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+
+    def _refuse_a_mount_point(self) -> None:
+        """Raise if the token file is a mount point of its own, which ``os.replace`` can never replace.
+
+        Docker's ``-v ./tokens.json:/app/tokens.json`` bind-mounts a single
+        file; replacing a mount point fails with EBUSY every time, so the first
+        renewal would spend the refresh token and fail to save its successor.
+        """
+        try:
+            mounted = _is_mount_point(self.path)
+        except OSError as exc:
+            raise self._error(f"cannot check the token file: {exc.strerror}") from exc
+        if mounted:
+            raise self._mount_point_error()
+
+    def _write(self, doc: _Sealed[dict[str, Any]]) -> None:
+        self._refuse_a_mount_point()
+        data = _Sealed(json.dumps(doc.value, indent=2, sort_keys=True).encode() + b"\n")
         folder, name = os.path.split(self.path)
         try:
             # mkstemp creates the file 0600 whatever the umask, and os.replace
@@ -251,15 +333,17 @@ class JSONTokenStore(TokenStore):
         except OSError as exc:
             raise self._error(f"cannot write the token file: {exc.strerror}") from exc
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             _replace(tmp, self.path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno == errno.EBUSY:  # a mount point the check missed
+                raise self._mount_point_error() from exc
             if isinstance(exc, OSError):
                 raise self._error(f"cannot write the token file: {exc.strerror}") from exc
             raise
@@ -303,8 +387,58 @@ class JSONTokenStore(TokenStore):
         )
         return TokenStoreError(f"{self.path}: {what}.{advice}", path=self.path)
 
+    def _cannot_renew_error(self, folder: str, exc: OSError) -> TokenStoreError:
+        return self._error(
+            f"cannot write a new token file in {folder} ({exc.strerror}), so a renewed token could not be"
+            " saved; the token was not renewed, and its refresh token is still unspent. Free some space or make"
+            " the folder writable, then try again"
+        )
+
+    def _mount_point_error(self) -> TokenStoreError:
+        folder, name = os.path.split(self.path)
+        return self._error(
+            "the token file is a mount point of its own (a single-file bind mount, such as Docker's"
+            f" -v ./{name}:{self.path}), and a mount point cannot be replaced, so a renewed token could never be"
+            f" saved there. Mount the folder, not the file (-v ./tokens:{folder}, with {name} in ./tokens);"
+            " the file was left as it is"
+        )
+
+    def _not_a_file_error(self) -> TokenStoreError:
+        return self._error(
+            "the token file is not a regular file (a FIFO, a device or a socket); refusing to read it."
+            " Move it away, or point token_file at a file"
+        )
+
+
+class _Sealed(Generic[_T]):
+    """A value that holds tokens (the file's bytes, its document), with a redacted repr.
+
+    Error reporters that record the local variables of a traceback (Sentry
+    does by default, pytest with ``--showlocals`` or ``-l``) would otherwise
+    ship every account's tokens with any store error: a full disk, a corrupt
+    file. They see ``<sealed: tokens redacted>``, as oauth.py's ``_Form``
+    shows ``<form: redacted>``.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<sealed: tokens redacted>"
+
+
+def _write_all(fd: int, data: _Sealed[bytes]) -> None:
+    """``os.write`` until every byte is written (a write may take fewer, as a disk fills)."""
+    written = 0
+    while written < len(data.value):
+        written += os.write(fd, data.value[written:])
+
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux only
 _warned: set[tuple[str, int]] = set()
 
 
@@ -334,6 +468,11 @@ def _check_document(doc: Any) -> None:
     """Raise ValueError, naming the place, if ``doc`` is not a token file this version can use."""
     if not isinstance(doc, dict):
         raise ValueError("the top level must be a JSON object")
+    if _nests_deeper(doc, _MAX_NESTING):
+        # A token file nests 5 levels. Fields this version does not know are
+        # kept and written back, and writing is recursive: a depth the parser
+        # took could still overflow Python's stack in the middle of a save.
+        raise ValueError(f"it nests deeper than {_MAX_NESTING} levels")
     schema = doc.get("schema")
     if schema != SCHEMA:
         if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
@@ -350,6 +489,73 @@ def _check_document(doc: Any) -> None:
                 Token.from_dict(record)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"tokens[{client_id!r}][{account!r}]: {exc}") from None
+            except OverflowError:  # an integer such as 10**400 is no float
+                raise ValueError(f"tokens[{client_id!r}][{account!r}]: a number is too large") from None
+
+
+def _finite_float(text: str) -> float:
+    """Parse a JSON number with a fraction or exponent; 1e400 would be infinity, and written back as ``Infinity``."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number is too large")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``, which Python's parser takes but JSON has not."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _nests_deeper(doc: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than ``limit`` in ``doc`` (walked without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _is_mount_point(path: str) -> bool:
+    """Whether the file at ``path`` is a mount point of its own (False if there is no file).
+
+    On Linux, compare the ids of the mounts the file and its folder are on: a
+    bind mount of a file from the same file system keeps the folder's
+    ``st_dev``, and overlayfs may give a file another ``st_dev`` than its
+    folder's with no mount at all. Elsewhere, or without /proc, a different
+    ``st_dev`` is the sign (a file bind-mounted from another file system).
+    """
+    folder = os.path.dirname(path)
+    try:
+        if _O_PATH:
+            mount, folder_mount = _mount_id(path, _O_NOFOLLOW), _mount_id(folder, 0)
+            if mount is not None and folder_mount is not None:
+                return mount != folder_mount
+        return os.lstat(path).st_dev != os.stat(folder).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _mount_id(path: str, flags: int) -> int | None:
+    """The id of the mount ``path`` is on, from /proc/self/fdinfo (Linux 3.15+); None if /proc cannot say.
+
+    O_PATH opens without reading: it needs no permission on the file and
+    never blocks on a FIFO.
+    """
+    fd = os.open(path, _O_PATH | flags)
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            for line in info:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return None
 
 
 def _fsync_folder(folder: str) -> None:
@@ -383,10 +589,16 @@ def _replace(source: str, target: str) -> None:
 
 
 def _open_for_reading(path: str) -> int:
-    """Open without following a link; on Windows, retried while a writer is replacing the file."""
+    """Open without following a link, and without blocking; on Windows, retried while a writer is replacing the file.
+
+    O_NOFOLLOW: a link is followed only once, when the store is made, and only
+    if this user owns it (see _resolve). O_NONBLOCK: a FIFO planted at the
+    path would otherwise hang ``open()`` until someone writes to it; a regular
+    file reads the same either way, and anything else is refused once opened.
+    """
     for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
         try:
-            return os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+            return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK)
         except PermissionError:
             if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
                 raise
