@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from requests_twitch import JSONTokenStore, Token, TokenStoreError, TwitchAuth
-from requests_twitch.stores import json_file
+from requests_twitch.stores import _files
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import MakeAuth, raised_by, shown_with_locals, store_with
@@ -360,7 +360,7 @@ def test_a_replace_refused_with_ebusy_says_to_mount_the_folder(
     def busy(source: str, target: str) -> None:
         raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), target)
 
-    monkeypatch.setattr(json_file, "_replace", busy)
+    monkeypatch.setattr(_files, "replace", busy)
     with pytest.raises(TokenStoreError, match="Mount the folder, not the file"):
         store_with(store, "client", "user", Token("b"))
     assert token_file.read_bytes() == before

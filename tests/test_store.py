@@ -17,7 +17,7 @@ import pytest
 
 import requests_twitch._clock as clock_module
 import requests_twitch.stores.base as store_module
-import requests_twitch.stores.json_file as json_store_module
+import requests_twitch.stores._files as files_module
 
 from requests_twitch import (
     InsecureTokenFileWarning,
@@ -333,8 +333,8 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_retried_on_windows(
             raise refusals.pop()
         real_replace(source, target)
 
-    monkeypatch.setattr(json_store_module, "_WINDOWS", windows)
-    monkeypatch.setattr(json_store_module.os, "replace", replace)
+    monkeypatch.setattr(files_module, "WINDOWS", windows)
+    monkeypatch.setattr(files_module.os, "replace", replace)
     monkeypatch.setattr(clock_module, "sleep", lambda seconds: None)
     if saved:
         store_with(store, CID, "user", Token("new"))

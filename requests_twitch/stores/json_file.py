@@ -12,17 +12,18 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import os
 import stat
 import tempfile
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Generic, Hashable, TypeVar
+from typing import TYPE_CHECKING, Any, Hashable
 
 from .. import _clock
 from ..exceptions import InsecureTokenFileWarning, TokenStoreError
 from ..token import Token
+from . import _files
+from ._document import SCHEMA, Sealed, check_document, finite_float, no_constant
 from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
@@ -32,18 +33,11 @@ __all__ = ["JSONTokenStore"]
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
-SCHEMA = 1
-
 _STALE_TEMP_SECONDS = 60.0
 
 _WRITE_MARGIN = 4096
 """Bytes :meth:`JSONTokenStore.confirm` writes beyond the token file's size: a renewed token
 is about as long as the one it replaces."""
-
-_MAX_NESTING = 32
-"""How deep lists and objects may nest in the token file (it uses 5 levels)."""
 
 _POLL_INTERVAL = 0.005
 """How often a process waiting for the file lock tries again. filelock's 50 ms
@@ -130,7 +124,7 @@ class JSONTokenStore(TokenStore):
 
     def __init__(self, path: str | os.PathLike[str], lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         super().__init__()
-        self.path = _resolve(os.path.abspath(os.path.expanduser(os.fspath(path))))
+        self.path = _files.resolve(os.path.abspath(os.path.expanduser(os.fspath(path))))
         self.lock_path = self.path + ".lock"
         self.lock_timeout = float(lock_timeout)
         self.location = self.path
@@ -153,20 +147,20 @@ class JSONTokenStore(TokenStore):
         record = self._read().value["tokens"].get(client_id, {}).get(account)
         return None if record is None else Token.from_dict(record)
 
-    def _read(self) -> _Sealed[dict[str, Any]]:
+    def _read(self) -> Sealed[dict[str, Any]]:
         """Parse and check the whole file; a missing file is an empty store.
 
         The file's bytes and its document are sealed: they hold every
         account's tokens, and this frame's locals go with any error it raises.
         """
         try:
-            with open(_open_for_reading(self.path), "rb") as f:
+            with open(_files.open_for_reading(self.path), "rb") as f:
                 self._check_file(os.fstat(f.fileno()))
-                raw = _Sealed(f.read())
+                raw = Sealed(f.read())
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
             raise
         except FileNotFoundError:
-            return _Sealed({"schema": SCHEMA, "tokens": {}})
+            return Sealed({"schema": SCHEMA, "tokens": {}})
         except IsADirectoryError as exc:
             raise self._error("the token file is a directory") from exc
         except OSError as exc:
@@ -182,14 +176,14 @@ class JSONTokenStore(TokenStore):
         # The parser's errors are not chained (from None): the frames of json's
         # functions hold the file's text. Their messages say all that matters.
         try:
-            doc = _Sealed(json.loads(raw.value, parse_float=_finite_float, parse_constant=_no_constant))
+            doc = Sealed(json.loads(raw.value, parse_float=finite_float, parse_constant=no_constant))
         except (ValueError, UnicodeDecodeError) as exc:
             # JSONDecodeError's text is a position, never the file's content.
             raise self._error(f"the token file is not valid JSON ({exc})", corrupt=True) from None
         except RecursionError:  # the parser recurses once per level
             raise self._error("the token file nests too deeply to be read", corrupt=True) from None
         try:
-            _check_document(doc.value)
+            check_document(doc.value)
         except ValueError as exc:
             raise self._error(f"the token file has the wrong shape: {exc}", corrupt=True) from None
         return doc
@@ -298,7 +292,7 @@ class JSONTokenStore(TokenStore):
             raise self._cannot_renew_error(folder, exc) from exc
         try:
             try:
-                _write_all(fd, _Sealed(os.urandom(size)))
+                _files.write_all(fd, Sealed(os.urandom(size)))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -316,15 +310,15 @@ class JSONTokenStore(TokenStore):
         renewal would spend the refresh token and fail to save its successor.
         """
         try:
-            mounted = _is_mount_point(self.path)
+            mounted = _files.is_mount_point(self.path)
         except OSError as exc:
             raise self._error(f"cannot check the token file: {exc.strerror}") from exc
         if mounted:
             raise self._mount_point_error()
 
-    def _write(self, doc: _Sealed[dict[str, Any]]) -> None:
+    def _write(self, doc: Sealed[dict[str, Any]]) -> None:
         self._refuse_a_mount_point()
-        data = _Sealed(json.dumps(doc.value, indent=2, sort_keys=True).encode() + b"\n")
+        data = Sealed(json.dumps(doc.value, indent=2, sort_keys=True).encode() + b"\n")
         folder, name = os.path.split(self.path)
         try:
             # mkstemp creates the file 0600 whatever the umask, and os.replace
@@ -334,11 +328,11 @@ class JSONTokenStore(TokenStore):
             raise self._error(f"cannot write the token file: {exc.strerror}") from exc
         try:
             try:
-                _write_all(fd, data)
+                _files.write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            _replace(tmp, self.path)
+            _files.replace(tmp, self.path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -347,7 +341,7 @@ class JSONTokenStore(TokenStore):
             if isinstance(exc, OSError):
                 raise self._error(f"cannot write the token file: {exc.strerror}") from exc
             raise
-        _fsync_folder(folder)
+        _files.fsync_folder(folder)
 
     def _make_folder(self) -> None:
         folder = os.path.dirname(self.path)
@@ -410,200 +404,7 @@ class JSONTokenStore(TokenStore):
         )
 
 
-class _Sealed(Generic[_T]):
-    """A value that holds tokens (the file's bytes, its document), with a redacted repr.
-
-    Error reporters that record the local variables of a traceback (Sentry
-    does by default, pytest with ``--showlocals`` or ``-l``) would otherwise
-    ship every account's tokens with any store error: a full disk, a corrupt
-    file. They see ``<sealed: tokens redacted>``, as oauth.py's ``_Form``
-    shows ``<form: redacted>``.
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: _T) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<sealed: tokens redacted>"
-
-
-def _write_all(fd: int, data: _Sealed[bytes]) -> None:
-    """``os.write`` until every byte is written (a write may take fewer, as a disk fills)."""
-    written = 0
-    while written < len(data.value):
-        written += os.write(fd, data.value[written:])
-
-
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_PATH = getattr(os, "O_PATH", 0)  # Linux only
 _warned: set[tuple[str, int]] = set()
-
-
-def _resolve(path: str) -> str:
-    """Follow a symbolic link at ``path`` only if this user owns it.
-
-    A link planted by another user (in a shared folder) could point the store
-    at a file of their choosing; like ssh with its keys, refuse it. A link of
-    one's own is resolved once, so every process locks beside the real file.
-    """
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return path
-    if not stat.S_ISLNK(st.st_mode):
-        return path
-    if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
-        raise TokenStoreError(
-            f"{path}: is a symbolic link owned by another user (uid {st.st_uid}); refusing to follow it."
-            " Remove it, or point token_file at a file of your own.",
-            path=path,
-        )
-    return os.path.realpath(path)
-
-
-def _check_document(doc: Any) -> None:
-    """Raise ValueError, naming the place, if ``doc`` is not a token file this version can use."""
-    if not isinstance(doc, dict):
-        raise ValueError("the top level must be a JSON object")
-    if _nests_deeper(doc, _MAX_NESTING):
-        # A token file nests 5 levels. Fields this version does not know are
-        # kept and written back, and writing is recursive: a depth the parser
-        # took could still overflow Python's stack in the middle of a save.
-        raise ValueError(f"it nests deeper than {_MAX_NESTING} levels")
-    schema = doc.get("schema")
-    if schema != SCHEMA:
-        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
-            raise ValueError(f"schema {schema} is newer than this version of requests-twitch reads (upgrade it)")
-        raise ValueError(f"'schema' must be {SCHEMA}")
-    tokens = doc.get("tokens")
-    if not isinstance(tokens, dict):
-        raise ValueError("'tokens' must be a JSON object")
-    for client_id, accounts in tokens.items():
-        if not isinstance(accounts, dict):
-            raise ValueError(f"tokens[{client_id!r}] must be a JSON object")
-        for account, record in accounts.items():
-            try:
-                Token.from_dict(record)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"tokens[{client_id!r}][{account!r}]: {exc}") from None
-            except OverflowError:  # an integer such as 10**400 is no float
-                raise ValueError(f"tokens[{client_id!r}][{account!r}]: a number is too large") from None
-
-
-def _finite_float(text: str) -> float:
-    """Parse a JSON number with a fraction or exponent; 1e400 would be infinity, and written back as ``Infinity``."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("a number is too large")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    """Refuse ``NaN`` and ``Infinity``, which Python's parser takes but JSON has not."""
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _nests_deeper(doc: Any, limit: int) -> bool:
-    """Whether lists and objects nest deeper than ``limit`` in ``doc`` (walked without recursion)."""
-    stack = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def _is_mount_point(path: str) -> bool:
-    """Whether the file at ``path`` is a mount point of its own (False if there is no file).
-
-    On Linux, compare the ids of the mounts the file and its folder are on: a
-    bind mount of a file from the same file system keeps the folder's
-    ``st_dev``, and overlayfs may give a file another ``st_dev`` than its
-    folder's with no mount at all. Elsewhere, or without /proc, a different
-    ``st_dev`` is the sign (a file bind-mounted from another file system).
-    """
-    folder = os.path.dirname(path)
-    try:
-        if _O_PATH:
-            mount, folder_mount = _mount_id(path, _O_NOFOLLOW), _mount_id(folder, 0)
-            if mount is not None and folder_mount is not None:
-                return mount != folder_mount
-        return os.lstat(path).st_dev != os.stat(folder).st_dev
-    except FileNotFoundError:
-        return False
-
-
-def _mount_id(path: str, flags: int) -> int | None:
-    """The id of the mount ``path`` is on, from /proc/self/fdinfo (Linux 3.15+); None if /proc cannot say.
-
-    O_PATH opens without reading: it needs no permission on the file and
-    never blocks on a FIFO.
-    """
-    fd = os.open(path, _O_PATH | flags)
-    try:
-        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
-            for line in info:
-                if line.startswith(b"mnt_id:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return None
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable (POSIX): a rename is atomic at once but durable only after this."""
-    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder
-        return
-    # Best effort: the new file is in place already; some file systems
-    # cannot fsync a folder, and that must not fail the refresh that wrote it.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-_WINDOWS = os.name == "nt"
-_WINDOWS_RETRIES = 20  # x 50 ms: about a second (bpo-46003; docs/store-protocol.md)
-
-
-def _replace(source: str, target: str) -> None:
-    """``os.replace``, retried on Windows, where it fails while a reader has the target open."""
-    for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
-                raise
-            _clock.sleep(0.05)
-
-
-def _open_for_reading(path: str) -> int:
-    """Open without following a link, and without blocking; on Windows, retried while a writer is replacing the file.
-
-    O_NOFOLLOW: a link is followed only once, when the store is made, and only
-    if this user owns it (see _resolve). O_NONBLOCK: a FIFO planted at the
-    path would otherwise hang ``open()`` until someone writes to it; a regular
-    file reads the same either way, and anything else is refused once opened.
-    """
-    for attempt in range(_WINDOWS_RETRIES if _WINDOWS else 1):
-        try:
-            return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK)
-        except PermissionError:
-            if not _WINDOWS or attempt == _WINDOWS_RETRIES - 1:
-                raise
-            _clock.sleep(0.05)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _filelock_timeout() -> type[Exception]:
