@@ -15,7 +15,7 @@ import logging
 
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import InsecureTokenFileWarning, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import InsecureTokenFileWarning, LoginError, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .login import parse_implicit_redirect
 from .session import RateLimit, TwitchSession
 from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
@@ -26,6 +26,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "InsecureTokenFileWarning",
     "JSONTokenStore",
+    "LoginError",
     "MemoryTokenStore",
     "RateLimit",
     "RedisTokenStore",

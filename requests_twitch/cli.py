@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 from typing import Any, Callable, Sequence
 
@@ -25,7 +24,7 @@ from . import _clock
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .exceptions import TwitchAuthError
-from .login import print_to_stderr
+from .login import DEFAULT_REDIRECT_URI, print_to_stderr
 from .session import TwitchSession
 from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
 from .token import Token
@@ -73,9 +72,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="authorization code flow for a remote machine: paste the URL the browser ends on")
     how.add_argument("--app", action="store_true", help="an app token (client credentials)")
     p.add_argument("--scopes", default="", help="space-separated scopes, e.g. 'chat:read user:read:email'")
-    p.add_argument("--port", type=int, default=0, help="--browser: the localhost port (default: a free one)")
     p.add_argument("--no-open", action="store_true", help="--browser: print the URL, open no browser")
-    p.add_argument("--redirect-uri", default="http://localhost:3000/", help="--paste: the app's redirect URL")
+    p.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
+                   help="--browser, --paste: an OAuth Redirect URL of the app, exactly as registered"
+                        f" (default: {DEFAULT_REDIRECT_URI}); --browser serves it, so it must be http://localhost:PORT")
     p.set_defaults(run=_login)
 
     p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
@@ -141,12 +141,17 @@ def _login(args: argparse.Namespace) -> int:
     if args.app:
         token = credentials.login_app(scopes)
     elif args.browser:
-        token = credentials.login_browser(scopes, port=args.port, open_browser=not args.no_open)
+        from .loopback import loopback_address  # http.server: only for this login
+
+        try:
+            loopback_address(args.redirect_uri)
+        except ValueError as exc:
+            raise UsageError(f"--redirect-uri: {exc}") from None
+        token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open)
     elif args.paste:
-        state = secrets.token_urlsafe(16)
-        url = credentials.authorize_url(scopes, args.redirect_uri, state=state)
+        url = credentials.authorize_url(scopes, args.redirect_uri)  # with a fresh state, checked on the way back
         print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
-        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, state=state)
+        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri)
     else:
         token = credentials.login_device(scopes)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"

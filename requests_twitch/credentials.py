@@ -286,6 +286,11 @@ class TwitchCredentials:
         self._check_login("user")
         return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
 
+    _states: dict[str, None]
+    """The states this object's authorize URLs carry, oldest first (at most ``MAX_STATES``); see :meth:`_issued`."""
+
+    MAX_STATES = 64
+
     def authorize_url(
         self,
         scopes: Iterable[str],
@@ -296,7 +301,19 @@ class TwitchCredentials:
         response_type: str = "code",
         nonce: str | None = None,
     ) -> str:
-        """The URL of Twitch's authorize page, for the code (``"code"``), implicit (``"token"``) or OIDC flow."""
+        """The URL of Twitch's authorize page, for the code (``"code"``), implicit (``"token"``) or OIDC flow.
+
+        Without ``state``, a fresh random one (32 URL-safe characters) goes in, and
+        these credentials remember it: :meth:`exchange_redirect` without ``state=``
+        accepts only a redirect that carries one of theirs (the CSRF defence of the
+        code flow). ``redirect_uri`` must be registered for the app exactly as given.
+        """
+        if state is None:
+            state = login.new_state()
+            issued = self._issued()
+            issued[state] = None
+            while len(issued) > self.MAX_STATES:  # a web app minting URLs for visitors who never come back
+                issued.pop(next(iter(issued)), None)
         return login.authorize_url(
             self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify,
             response_type=response_type, nonce=nonce,
@@ -310,30 +327,61 @@ class TwitchCredentials:
     def exchange_redirect(self, redirect_url: str, redirect_uri: str, *, state: str | None = None) -> Token:
         """Like :meth:`exchange_code`, from the whole URL Twitch redirected to (pasted from a browser).
 
-        Checks ``state`` when given, and reports a refusal (``access_denied``) clearly.
+        Without ``state``, the redirect must carry a state that :meth:`authorize_url`
+        generated here, and each is good for one exchange; with ``state``, that one.
+
+        Raises:
+            LoginError: Twitch refused (``access_denied``, ``redirect_mismatch``),
+                or the redirect's state is not one sent (a forged or stale redirect).
         """
-        return self.exchange_code(login.code_from_redirect(redirect_url, state), redirect_uri)
+        issued = self._issued()
+        code, given = login.code_from_redirect(redirect_url, (state,) if state is not None else tuple(issued))
+        issued.pop(given, None)  # single use
+        return self.exchange_code(code, redirect_uri)
 
     def login_browser(
-        self, scopes: Iterable[str] = (), *, port: int = 0, open_browser: bool = True, prompt: Prompt | None = None
+        self,
+        scopes: Iterable[str] = (),
+        *,
+        redirect_uri: str = login.DEFAULT_REDIRECT_URI,
+        open_browser: bool = True,
+        prompt: Prompt | None = None,
     ) -> Token:
-        """Log a user in through a browser, with the redirect served on ``http://localhost:PORT/``.
+        """Log a user in through a browser, with Twitch's redirect served here, on ``redirect_uri``.
 
-        The authorization code flow needs the client secret; a public client
-        logs in with :meth:`login_device`. ``port`` 0 picks a free port; the
-        app must have that redirect URL registered. ``prompt`` gets the authorize URL (default: printed to
-        stderr); a browser is opened too when ``open_browser`` and there is
-        one. The server listens on the loopback interface only, and the
-        redirect's ``state`` must match the one sent.
+        ``redirect_uri`` must be among the app's OAuth Redirect URLs
+        (https://dev.twitch.tv/console) exactly as given: Twitch compares them
+        character by character, port and trailing slash included, and sends
+        any other to the registered one. The default, ``http://localhost:3000``,
+        is the one twitch-cli asks for. The server listens on that port of the
+        loopback interface only, and takes only the request that carries this
+        login's ``state``; anything else reaching it is answered and ignored.
+
+        ``prompt`` is called once with the authorize URL (default: a line on
+        stderr that also names the redirect URI to register); a browser opens
+        it too when ``open_browser`` and there is one. The authorization code
+        flow needs the client secret; a public client uses :meth:`login_device`.
+
+        Raises:
+            ValueError: ``redirect_uri`` is not http:// on localhost (or
+                127.0.0.1, [::1]).
+            LoginError: its port is taken, no redirect came within
+                ``loopback.LOGIN_TIMEOUT`` seconds, or Twitch refused.
         """
-        from .loopback import wait_for_redirect  # http.server and webbrowser: only when logging in
+        from .loopback import RedirectListener  # http.server and webbrowser: only when logging in
 
         self._check_login("user")
+        with RedirectListener(redirect_uri) as listener:  # binds now: a taken port fails before the user acts
+            state = login.new_state()
+            url = login.authorize_url(self._keeper.oauth, scopes, redirect_uri, state=state)
+            show = prompt or _browser_prompt(redirect_uri)
+            redirect = listener.wait(state, url, prompt=show, open_browser=open_browser)
+        return self.exchange_redirect(redirect, redirect_uri, state=state)
 
-        url, redirect_uri, state = wait_for_redirect(
-            self._keeper.oauth, scopes, port=port, open_browser=open_browser, prompt=prompt or login.print_to_stderr
-        )
-        return self.exchange_redirect(url, redirect_uri, state=state)
+    def _issued(self) -> dict[str, None]:
+        # Made on first use, by any thread: setdefault keeps the first dict made.
+        states: dict[str, None] = self.__dict__.setdefault("_states", {})
+        return states
 
     def _check_login(self, kind: Kind) -> None:
         """Refuse, before anything is asked of Twitch or the user, a login that would switch a used account.
@@ -367,6 +415,17 @@ class TwitchCredentials:
     def _validation_due(self, token: Token, now: float) -> bool:
         every = self.validate_every
         return every is not None and (token.validated_at is None or now - token.validated_at >= every)
+
+
+def _browser_prompt(redirect_uri: str) -> Prompt:
+    def show(url: str) -> None:
+        login.print_to_stderr(
+            f"To log in, open this URL in a browser: {url}\n"
+            f"(The app's OAuth Redirect URLs at https://dev.twitch.tv/console must include exactly {redirect_uri}:"
+            " Twitch compares them character by character.)"
+        )
+
+    return show
 
 
 def _margin(token: Token) -> float:

@@ -13,7 +13,7 @@ import os
 
 import requests
 
-__all__ = ["InsecureTokenFileWarning", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = ["InsecureTokenFileWarning", "LoginError", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -46,6 +46,16 @@ class TokenRefreshError(TwitchAuthError):
         super().__init__(description)
         self.status_code = status_code
         self.message = message
+
+
+class LoginError(TwitchAuthError):
+    """Raised when a login ends without a token, and says why and what to do.
+
+    The user refused; the redirect's ``state`` is not one these credentials
+    sent (a forged, stale or mistyped redirect); no redirect reached the login
+    server in time; the login server's port is taken; or the device code
+    expired or was refused. Nothing is stored.
+    """
 
 
 class TokenStoreError(TwitchAuthError):

@@ -9,18 +9,30 @@ redirect URL, and the only flow a public client (no secret) may use.
 
 from __future__ import annotations
 
+import secrets
 import sys
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import _clock
-from .exceptions import TokenRefreshError, TwitchAuthError
+from .exceptions import LoginError, TokenRefreshError, TwitchAuthError
 from .oauth import OAuthClient
 from .token import Token
 
-__all__ = ["authorize_url", "code_from_redirect", "device_flow", "parse_implicit_redirect"]
+__all__ = ["DEFAULT_REDIRECT_URI", "authorize_url", "code_from_redirect", "device_flow", "new_state",
+           "parse_implicit_redirect"]
 
 Prompt = Callable[[str], object]
+
+DEFAULT_REDIRECT_URI = "http://localhost:3000"
+"""The redirect URI of the browser flow: the one twitch-cli asks developers to register
+(https://github.com/twitchdev/twitch-cli/blob/main/docs/token.md), so many apps have it already.
+Twitch compares it exactly, so no trailing slash (docs/twitch.md#redirect-uris)."""
+
+
+def new_state() -> str:
+    """A fresh ``state`` for an authorize URL: 32 URL-safe characters, unguessable (the code flow's CSRF defence)."""
+    return secrets.token_urlsafe(24)
 
 
 def print_to_stderr(text: str) -> None:
@@ -91,18 +103,28 @@ def authorize_url(
     return f"{oauth.id_url}/authorize?{urlencode(params)}"
 
 
-def code_from_redirect(url: str, state: str | None) -> str:
-    """The ``code`` of the browser flow's redirect, after checking ``state`` and Twitch's ``error``."""
+def code_from_redirect(url: str, states: Collection[str]) -> tuple[str, str]:
+    """The ``code`` of the browser flow's redirect and its ``state``, after checking Twitch's ``error`` and the state.
+
+    ``states`` are the states that were sent; the redirect must carry one of them.
+
+    Raises:
+        LoginError: Twitch refused (the user denied access, a redirect URI
+            mismatch...), the state is missing or not one of ``states`` (a
+            forged, stale or mistyped redirect), or there is no code.
+    """
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     _raise_if_refused(query)
-    if state is not None and query.get("state") != state:
-        raise TwitchAuthError(
-            "the redirect's state does not match the one sent (a forged or stale redirect): not logging in."
+    given = query.get("state")
+    if given is None or given not in states:
+        raise LoginError(
+            "the redirect's state is not one these credentials sent (a forged or stale redirect, or the URL of another"
+            " login): not logging in. Open the authorize URL of this login, and use the URL it ends on."
         )
     code = query.get("code")
     if not code:
-        raise TwitchAuthError("the redirect carries no authorization code: copy the whole URL, and try again.")
-    return code
+        raise LoginError("the redirect carries no authorization code: copy the whole URL, and try again.")
+    return code, given
 
 
 def parse_implicit_redirect(url: str, state: str | None = None) -> Token:
@@ -112,7 +134,7 @@ def parse_implicit_redirect(url: str, state: str | None = None) -> Token:
     the user must authorize again.
 
     Example:
-        >>> token = parse_implicit_redirect("http://localhost:3000/#access_token=abc&scope=chat%3Aread&token_type=bearer")
+        >>> token = parse_implicit_redirect("http://localhost:3000#access_token=abc&scope=chat%3Aread&token_type=bearer")
         >>> token.scopes
         ('chat:read',)
     """
@@ -120,17 +142,23 @@ def parse_implicit_redirect(url: str, state: str | None = None) -> Token:
     _raise_if_refused({k: v[0] for k, v in parse_qs(parts.query).items()})  # errors come in the query
     fragment = {k: v[0] for k, v in parse_qs(parts.fragment).items()}
     if state is not None and fragment.get("state") != state:
-        raise TwitchAuthError("the redirect's state does not match the one sent: not using its token.")
+        raise LoginError("the redirect's state does not match the one sent: not using its token.")
     access_token = fragment.get("access_token")
     if not access_token:
-        raise TwitchAuthError("the redirect URL has no access_token in its fragment (the part after '#').")
+        raise LoginError("the redirect URL has no access_token in its fragment (the part after '#').")
     return Token(access_token, scopes=tuple(fragment.get("scope", "").split()), obtained_at=_clock.now())
 
 
 def _raise_if_refused(query: dict[str, str]) -> None:
     error = query.get("error")
     if error == "access_denied":
-        raise TwitchAuthError("the user did not authorize the application (access_denied).")
+        raise LoginError("the user did not authorize the application (access_denied).")
+    if error == "redirect_mismatch":  # Twitch sent the browser to the registered URI instead (docs/twitch.md#redirect-uris)
+        raise LoginError(
+            "Twitch refused the redirect URI of the login (redirect_mismatch): the app's OAuth Redirect URLs"
+            " (https://dev.twitch.tv/console) must include the login's redirect_uri exactly, port and trailing slash"
+            " included."
+        )
     if error:
         said = query.get("error_description", "")
-        raise TwitchAuthError(f"Twitch refused the authorization: {error}{': ' + said if said else ''}.")
+        raise LoginError(f"Twitch refused the authorization: {error}{': ' + said if said else ''}.")

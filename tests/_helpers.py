@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import traceback
 from typing import Callable, TypeVar
 
@@ -44,3 +45,11 @@ def shown_with_locals(exc: BaseException) -> str:
     and pytest's long traceback with ``--showlocals``."""
     stdlib = "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
     return stdlib + str(pytest.ExceptionInfo.from_exception(exc).getrepr(showlocals=True, style="long"))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on 127.0.0.1 (for a login server's redirect URI)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -17,6 +17,7 @@ import requests
 from requests_twitch import JSONTokenStore
 from requests_twitch.testing import STREAMS, FakeTwitch
 
+from _helpers import free_port
 from _procs import running
 
 COMMAND = shutil.which("requests-twitch") or ""
@@ -92,16 +93,26 @@ def test_login_app_and_logout(fake_twitch: FakeTwitch, env: dict[str, str], toke
 
 
 def test_login_browser_with_the_user_acting_in_a_browser(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
-    with running([COMMAND, "login", "--browser", "--no-open"], env=env) as proc:
-        url = re.search(r"(http://\S+/oauth2/authorize\S+)", proc.stderr.readline()).group(1)  # type: ignore[union-attr]
-        threading.Thread(target=lambda: requests.get(url, timeout=10)).start()  # the browser
+    redirect_uri = f"http://localhost:{free_port()}"
+    fake_twitch.redirect_uris = (redirect_uri,)
+    with running([COMMAND, "login", "--browser", "--no-open", "--redirect-uri", redirect_uri], env=env) as proc:
+        prompt = proc.stderr.readline() + proc.stderr.readline()  # type: ignore[union-attr]
+        url = re.search(r"(http://\S+/oauth2/authorize\S+)", prompt).group(1)  # type: ignore[union-attr]
+        threading.Thread(target=lambda: requests.get(url, timeout=10), daemon=True).start()  # the browser
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "logged in: twitchdev" in out
+    assert f"must include exactly {redirect_uri}" in prompt  # what to register, said where the user looks
+
+
+def test_login_browser_refuses_a_redirect_uri_it_cannot_serve(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    result = cli(env, "login", "--browser", "--no-open", "--redirect-uri", "https://example.com/callback")
+    assert result.returncode == 2 and "loopback" in result.stderr and "Traceback" not in result.stderr
+    assert sum(fake_twitch.calls.values()) == 0
 
 
 def test_login_paste_for_a_remote_machine(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
-    with running([COMMAND, "login", "--paste", "--redirect-uri", "http://localhost:3000/"], env=env) as proc:
+    with running([COMMAND, "login", "--paste"], env=env) as proc:  # the default redirect URI, http://localhost:3000
         proc.stderr.readline()  # type: ignore[union-attr]
         url = proc.stderr.readline().strip()  # type: ignore[union-attr]
         landed = requests.get(url, allow_redirects=False).headers["Location"]  # where the browser ends

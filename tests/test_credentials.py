@@ -43,8 +43,8 @@ def test_a_login_before_first_use_switches_to_the_user_account(fake_twitch: Fake
     creds = credentials(fake_twitch)
     assert creds.account == "app"
     fake_twitch.authorizing_user = ("42", "someone")
-    code_url = requests.get(creds.authorize_url([], "http://localhost:3000/"), allow_redirects=False).headers["Location"]
-    token = creds.exchange_redirect(code_url, "http://localhost:3000/")
+    code_url = requests.get(creds.authorize_url([], "http://localhost:3000"), allow_redirects=False).headers["Location"]
+    token = creds.exchange_redirect(code_url, "http://localhost:3000")
     assert creds.account == "user"
     assert creds.token == token and token.login == "someone"
 
@@ -63,8 +63,8 @@ def test_a_login_never_switches_the_account_of_credentials_in_use(fake_twitch: F
 def test_an_account_given_is_where_a_login_goes(fake_twitch: FakeTwitch) -> None:
     creds = credentials(fake_twitch, account="bot")
     _ = creds.token  # an app token, in account "bot"
-    code_url = requests.get(creds.authorize_url([], "http://localhost:3000/"), allow_redirects=False).headers["Location"]
-    token = creds.exchange_redirect(code_url, "http://localhost:3000/")
+    code_url = requests.get(creds.authorize_url([], "http://localhost:3000"), allow_redirects=False).headers["Location"]
+    token = creds.exchange_redirect(code_url, "http://localhost:3000")
     assert creds.account == "bot" and creds.store.load(fake_twitch.client_id, "bot") == token
 
 

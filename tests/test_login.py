@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import re
+import socket
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -12,11 +14,39 @@ import pytest
 import requests
 
 import requests_twitch._clock as clock_module
-from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect
+import requests_twitch.login as login_module
+from requests_twitch import (
+    JSONTokenStore, LoginError, MemoryTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect,
+)
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth, store_with
+from _helpers import MakeAuth, free_port, store_with
 
+
+class Recorder(http.server.HTTPServer):
+    """A stand-in for whatever answers at an app's registered redirect URI: it records the requests it gets."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                recorder.targets.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.uri = f"http://localhost:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 @pytest.fixture
@@ -101,60 +131,184 @@ def test_device_login_gives_up_when_the_code_expires(
 # -- browser (authorization code) ------------------------------------------------------
 
 
-def play_browser(follow: Callable[[str], str] = lambda url: url) -> Callable[[str], None]:
-    """A prompt that acts as the user's browser: opens the authorize URL and follows Twitch's redirect."""
-
-    def prompt(text: str) -> None:
-        url = follow(re.search(r"(http://\S+/oauth2/authorize\S+)", text).group(1))  # type: ignore[union-attr]
-        threading.Thread(target=lambda: requests.get(url, timeout=10)).start()
-
-    return prompt
+@pytest.fixture
+def redirect_uri(fake_twitch: FakeTwitch) -> str:
+    """A loopback redirect URI on a free port, registered for the app at FakeTwitch (as a user would at Twitch)."""
+    uri = f"http://localhost:{free_port()}"
+    fake_twitch.redirect_uris = (uri,)
+    return uri
 
 
-def test_browser_login_end_to_end(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    auth = make_auth()
-    token = auth.credentials.login_browser(["chat:read"], open_browser=False, prompt=play_browser())
+class Browser:
+    """A prompt that plays the user's browser: opens the authorize URL it is given and follows Twitch's redirect."""
+
+    def __init__(self, before: Callable[[str], None] = lambda url: None, edit: Callable[[str], str] = lambda u: u):
+        self.shown: list[str] = []
+        self.before, self.edit = before, edit
+        self.done = threading.Event()
+
+    def __call__(self, url: str) -> None:
+        self.shown.append(url)
+
+        def act() -> None:
+            try:
+                self.before(url)
+                requests.get(self.edit(url), timeout=10)
+            finally:
+                self.done.set()
+
+        threading.Thread(target=act, daemon=True).start()
+
+
+def test_browser_login_end_to_end(fake_twitch: FakeTwitch, make_auth: MakeAuth, redirect_uri: str) -> None:
+    auth, browser = make_auth(), Browser()
+    token = auth.credentials.login_browser(["chat:read"], redirect_uri=redirect_uri, open_browser=False, prompt=browser)
     assert (token.login, token.scopes) == ("twitchdev", ("chat:read",))
     assert fake_twitch.calls["authorization_code"] == 1
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+    # The prompt got the authorize URL itself, once: with the redirect URI and a fresh state.
+    assert len(browser.shown) == 1 and browser.shown[0].startswith(f"{fake_twitch.id_url}/authorize?")
+    query = parse_qs(urlsplit(browser.shown[0]).query)
+    assert query["redirect_uri"] == [redirect_uri] and len(query["state"][0]) >= 16
 
 
-def test_browser_login_ignores_a_stray_request_and_waits_for_the_redirect(
-    fake_twitch: FakeTwitch, make_auth: MakeAuth
+def test_browser_login_on_the_default_redirect_uri(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+    """With no arguments, it serves http://localhost:3000, the URI FakeTwitch (like twitch-cli's users) registers."""
+    assert fake_twitch.redirect_uris == ("http://localhost:3000",)
+    browser = Browser()
+    try:
+        token = make_auth().credentials.login_browser(open_browser=False, prompt=browser)
+    except LoginError as exc:
+        if "in use" in str(exc):
+            pytest.skip(f"port 3000 is taken on this machine, so the default redirect URI cannot be served: {exc}")
+        raise
+    assert token.login == "twitchdev" and fake_twitch.calls["authorization_code"] == 1
+    assert parse_qs(urlsplit(browser.shown[0]).query)["redirect_uri"] == ["http://localhost:3000"]
+
+
+def test_the_default_prompt_names_the_uri_to_register(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, redirect_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    strays: list[int] = []
+    printed: list[str] = []
+    browser = Browser()
 
-    def stray_then_browser(text: str) -> None:
-        port = re.search(r"http://localhost:(\d+)/", text).group(1)  # type: ignore[union-attr]
-        url = re.search(r"(http://\S+/oauth2/authorize\S+)", text).group(1)  # type: ignore[union-attr]
+    def stderr(text: str) -> None:  # the user reads stderr, then opens the URL printed there
+        printed.append(text)
+        browser(re.search(r"(http://\S+/oauth2/authorize\S+)", text).group(1))  # type: ignore[union-attr]
 
-        def act() -> None:  # a favicon fetch (or a port scan) first, then the real redirect
-            strays.append(requests.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=10).status_code)
-            requests.get(url, timeout=10)
-
-        threading.Thread(target=act).start()
-
-    token = make_auth().credentials.login_browser(open_browser=False, prompt=stray_then_browser)
-    assert token.login == "twitchdev" and strays == [404]
+    monkeypatch.setattr(login_module, "print_to_stderr", stderr)
+    token = make_auth().credentials.login_browser(redirect_uri=redirect_uri, open_browser=False)
+    assert token.login == "twitchdev" and len(printed) == 1
+    assert f"must include exactly {redirect_uri}" in printed[0]
 
 
-def test_browser_login_rejects_a_forged_state(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
-    forge = play_browser(lambda url: re.sub(r"state=[^&]+", "state=forged", url))
-    with pytest.raises(TwitchAuthError, match="state does not match"):
-        make_auth().credentials.login_browser(open_browser=False, prompt=forge)
+def test_stray_requests_are_answered_and_do_not_end_the_login(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, redirect_uri: str
+) -> None:
+    strays: list[tuple[int, str]] = []
+
+    def strays_first(url: str) -> None:  # a favicon, a prefetch, a forged redirect: then the real one
+        forged = requests.get(re.sub(r"state=[^&]+", "state=forged", url), allow_redirects=False).headers["Location"]
+        for target in (f"{redirect_uri}/favicon.ico", f"{redirect_uri}/?code=abc", forged):
+            r = requests.get(target, timeout=10)
+            strays.append((r.status_code, r.text))
+
+    token = make_auth().credentials.login_browser(
+        redirect_uri=redirect_uri, open_browser=False, prompt=Browser(before=strays_first)
+    )
+    assert token.login == "twitchdev"
+    assert [status for status, _ in strays] == [404, 400, 400]
+    assert all("requests-twitch" in text or "not the redirect" in text for _, text in strays)
+    assert fake_twitch.calls["authorization_code"] == 1  # only the real redirect's code was exchanged
+
+
+def test_a_mismatched_redirect_uri_is_bounced_to_the_registered_one(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twitch sends the browser of an unregistered redirect URI to the registered one, with error=redirect_mismatch:
+    the login server never hears of it, so it gives up after its wait, naming the URI to register."""
+    registered = Recorder()
+    fake_twitch.redirect_uris = (registered.uri,)
+    unregistered = f"http://localhost:{free_port()}"
+    browser = Browser()
+    clock = lambda: 0.0 if not browser.done.is_set() else 1e9  # noqa: E731  (time flies once the browser landed)
+    monkeypatch.setattr(clock_module, "monotonic", clock)
+    with registered, pytest.raises(LoginError, match=rf"no redirect reached {unregistered}.*include {unregistered} exactly"):
+        make_auth().credentials.login_browser(redirect_uri=unregistered, open_browser=False, prompt=browser)
+    (landed,) = registered.targets
+    query = parse_qs(urlsplit(landed).query)
+    assert query["error"] == ["redirect_mismatch"] and query["state"] == parse_qs(urlsplit(browser.shown[0]).query)["state"]
     assert fake_twitch.calls["authorization_code"] == 0
 
 
-def test_browser_login_reports_a_refusal(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+def test_a_bounced_redirect_pasted_back_says_what_to_fix(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
+    credentials = make_auth().credentials
+    url = credentials.authorize_url([], "http://localhost:3000/")  # a trailing slash the app did not register
+    landed = requests.get(url, allow_redirects=False).headers["Location"]
+    assert landed.startswith("http://localhost:3000?error=redirect_mismatch")
+    with pytest.raises(LoginError, match="redirect_mismatch.*exactly"):
+        credentials.exchange_redirect(landed, "http://localhost:3000/")
+    assert fake_twitch.calls["authorization_code"] == 0
+
+
+def test_browser_login_reports_a_refusal(fake_twitch: FakeTwitch, make_auth: MakeAuth, redirect_uri: str) -> None:
     fake_twitch.deny_authorization = True
-    with pytest.raises(TwitchAuthError, match="did not authorize"):
-        make_auth().credentials.login_browser(open_browser=False, prompt=play_browser())
+    with pytest.raises(LoginError, match="did not authorize"):
+        make_auth().credentials.login_browser(redirect_uri=redirect_uri, open_browser=False, prompt=Browser())
+
+
+@pytest.mark.parametrize("uri", ["http://example.com:3000", "https://localhost:3000", "http://0.0.0.0:3000",
+                                 "http://localhost:3000/?x=1", "localhost:3000"])
+def test_a_redirect_uri_off_the_loopback_interface_is_refused(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, uri: str
+) -> None:
+    shown: list[str] = []
+    with pytest.raises(ValueError, match="loopback"):
+        make_auth().credentials.login_browser(redirect_uri=uri, open_browser=False, prompt=shown.append)
+    assert shown == [] and sum(fake_twitch.calls.values()) == 0
+
+
+def test_a_port_in_use_fails_before_the_user_is_sent_anywhere(make_auth: MakeAuth, redirect_uri: str) -> None:
+    port = urlsplit(redirect_uri).port
+    shown: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(LoginError, match=f"port {port} of 127.0.0.1 is in use"):
+            make_auth().credentials.login_browser(redirect_uri=redirect_uri, open_browser=False, prompt=shown.append)
+    assert shown == []
+
+
+# -- authorize_url and exchange_redirect: the state --------------------------------------------
+
+
+def test_authorize_url_sends_a_fresh_random_state_that_only_its_own_exchange_accepts(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth
+) -> None:
+    credentials, other = make_auth().credentials, make_auth().credentials
+    urls = [credentials.authorize_url([], "http://localhost:3000") for _ in range(2)]
+    states = [parse_qs(urlsplit(url).query)["state"][0] for url in urls]
+    assert states[0] != states[1] and all(len(s) >= 16 and re.fullmatch(r"[A-Za-z0-9_-]+", s) for s in states)
+    landed = [requests.get(url, allow_redirects=False).headers["Location"] for url in urls]
+
+    with pytest.raises(LoginError, match="state"):
+        other.exchange_redirect(landed[0], "http://localhost:3000")  # not a state these credentials sent
+    without_state = re.sub(r"&state=[^&]+", "", landed[0])
+    with pytest.raises(LoginError, match="state"):
+        credentials.exchange_redirect(without_state, "http://localhost:3000")
+    assert fake_twitch.calls["authorization_code"] == 0  # no code was exchanged for any of them
+
+    assert credentials.exchange_redirect(landed[1], "http://localhost:3000").login == "twitchdev"
+    with pytest.raises(LoginError, match="state"):
+        credentials.exchange_redirect(landed[1], "http://localhost:3000")  # each state is good once
+    assert credentials.exchange_redirect(landed[0], "http://localhost:3000").login == "twitchdev"
+    assert fake_twitch.calls["authorization_code"] == 2
 
 
 def test_a_pasted_redirect_url_is_exchanged(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     """For a remote notebook: the user pastes the URL the browser ended on."""
     auth = make_auth()
-    redirect_uri = "http://localhost:3000/"
+    redirect_uri = "http://localhost:3000"
     url = auth.credentials.authorize_url(["chat:read"], redirect_uri, state="s1", force_verify=True)
     assert parse_qs(urlsplit(url).query)["force_verify"] == ["true"]
     pasted = requests.get(url, allow_redirects=False).headers["Location"]
@@ -166,18 +320,18 @@ def test_a_pasted_redirect_url_is_exchanged(fake_twitch: FakeTwitch, make_auth: 
 
 def test_a_code_is_refused_for_another_redirect_uri(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.credentials.authorize_url([], "http://localhost:3000/")
+    url = auth.credentials.authorize_url([], "http://localhost:3000")
     code = parse_qs(urlsplit(requests.get(url, allow_redirects=False).headers["Location"]).query)["code"][0]
     with pytest.raises(TwitchAuthError, match="redirect_uri does not match"):
-        auth.credentials.exchange_code(code, "http://localhost:4000/")
+        auth.credentials.exchange_code(code, "http://localhost:4000")
 
 
 def test_oidc_keeps_the_id_token_apart_from_the_access_token(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.credentials.authorize_url(["openid", "user:read:email"], "http://localhost:3000/", state="s", nonce="n-123")
+    url = auth.credentials.authorize_url(["openid", "user:read:email"], "http://localhost:3000", state="s", nonce="n-123")
     assert parse_qs(urlsplit(url).query)["nonce"] == ["n-123"]
     token = auth.credentials.exchange_redirect(requests.get(url, allow_redirects=False).headers["Location"],
-                                   "http://localhost:3000/", state="s")
+                                   "http://localhost:3000", state="s")
     assert token.id_token and token.id_token != token.access_token and "n-123" not in repr(token)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
 
@@ -187,7 +341,7 @@ def test_oidc_keeps_the_id_token_apart_from_the_access_token(fake_twitch: FakeTw
 
 def test_implicit_flow_token_from_the_fragment(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:
     auth = make_auth()
-    url = auth.credentials.authorize_url(["chat:read"], "http://localhost:3000/", state="st", response_type="token")
+    url = auth.credentials.authorize_url(["chat:read"], "http://localhost:3000", state="st", response_type="token")
     location = requests.get(url, allow_redirects=False).headers["Location"]
     token = parse_implicit_redirect(location, state="st")
     assert token.refresh_token is None and token.expires_at is None and token.scopes == ("chat:read",)

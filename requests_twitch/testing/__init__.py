@@ -87,6 +87,13 @@ class FakeTwitch:
         device_interval: the polling ``interval`` /device asks for (Twitch: 5).
         ratelimit_limit: Helix's bucket, in requests per minute (Twitch: 800);
             each answer carries ``Ratelimit-*`` headers, and an empty bucket 429s.
+        redirect_uris: the OAuth Redirect URLs registered for the clients
+            (default ``("http://localhost:3000",)``, the one twitch-cli asks
+            developers to register). ``/oauth2/authorize`` takes only these,
+            compared character by character as Twitch does, and sends the
+            browser of any other ``redirect_uri`` to the first registered one
+            with ``error=redirect_mismatch``, as Twitch does. ``None`` accepts
+            any http(s) URI (looser than Twitch).
 
     Every option is also an attribute that a test may change while the server runs.
 
@@ -96,9 +103,9 @@ class FakeTwitch:
     a ``cursor``, or ``{}`` on the last page.
 
     ``GET /oauth2/authorize`` acts as the user ``authorizing_user`` (user id,
-    login) clicking Authorize: it redirects to ``redirect_uri`` with a code
-    (or, for ``response_type=token``, a token in the fragment), or with
-    ``error=access_denied`` while ``deny_authorization`` is set.
+    login) clicking Authorize: it redirects to ``redirect_uri`` (if registered)
+    with a code (or, for ``response_type=token``, a token in the fragment), or
+    with ``error=access_denied`` while ``deny_authorization`` is set.
 
     Attributes:
         calls: a Counter of the calls received. Token requests count under
@@ -121,6 +128,7 @@ class FakeTwitch:
     device_interval = _InState[float](option=True)
     ratelimit_limit = _InState[int](option=True)
     deny_authorization = _InState[bool](option=True)
+    redirect_uris = _InState["tuple[str, ...] | None"](option=True)
     authorizing_user = _InState[tuple[str, str]](option=True)
     calls = _InState[collections.Counter[str]]()
     grants_revoked = _InState[int]()
@@ -140,6 +148,7 @@ class FakeTwitch:
         token_delay: float = 0.0,
         device_interval: float = 5,
         ratelimit_limit: int = 800,
+        redirect_uris: tuple[str, ...] | list[str] | None = ("http://localhost:3000",),
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -153,6 +162,7 @@ class FakeTwitch:
             token_delay=token_delay,
             device_interval=device_interval,
             ratelimit_limit=ratelimit_limit,
+            redirect_uris=None if redirect_uris is None else tuple(redirect_uris),
         )
         clients = {client_id: client_secret, public_client_id: None}
         self._state = State(options, clients, bucket=ratelimit_limit)

@@ -101,6 +101,8 @@ class Options:
     token_delay: float
     device_interval: float
     ratelimit_limit: int
+    redirect_uris: tuple[str, ...] | None = ("http://localhost:3000",)
+    """The redirect URIs registered for the clients, matched exactly; None accepts any (unlike Twitch)."""
     deny_authorization: bool = False
     authorizing_user: tuple[str, str] = ("141981764", "twitchdev")
 

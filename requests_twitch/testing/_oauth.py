@@ -177,16 +177,32 @@ def authorize(state: State, request: Request) -> Answer:
 
     A code in the query, or for ``response_type=token`` (the implicit flow) an access
     token in the fragment: https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/
+
+    ``redirect_uri`` must be one of the registered ``redirect_uris``, character for
+    character (port and trailing slash included: twitchdev/developer-rig#79,
+    justintv/twitch-js-sdk#27). Otherwise Twitch sends the browser to the app's
+    *registered* URI with ``error=redirect_mismatch`` (Teekeks/pyTwitchAPI#335,
+    issork/gift#34), so a login server waiting on the wrong URI hears nothing.
     """
     state.count("authorize")
     params, options = request.params, state.options
     redirect_uri, given_state = params.get("redirect_uri", ""), params.get("state")
-    if params.get("client_id") not in state.clients or not redirect_uri.startswith("http"):
-        return oauth_error(400, "invalid client or redirect_uri")
+    if params.get("client_id") not in state.clients:
+        return oauth_error(400, "invalid client")
     extra = {"state": given_state} if given_state is not None else {}
+    registered = options.redirect_uris
+    if registered is None:
+        if not redirect_uri.startswith("http"):
+            return oauth_error(400, "invalid redirect_uri")
+    elif redirect_uri not in registered:
+        if not registered:  # an app with no redirect URL at all: Twitch has nowhere to send the browser
+            return oauth_error(400, "Parameter redirect_uri does not match registered URI")
+        query = urlencode({"error": "redirect_mismatch",
+                           "error_description": "Parameter redirect_uri does not match registered URI", **extra})
+        return 302, None, {"Location": _with_query(registered[0], query)}
     if options.deny_authorization:
         query = urlencode({"error": "access_denied", "error_description": "The user denied you access", **extra})
-        return 302, None, {"Location": f"{redirect_uri}?{query}"}
+        return 302, None, {"Location": _with_query(redirect_uri, query)}
     user_id, login = options.authorizing_user
     grant = Grant(params["client_id"], user_id, login, tuple(params.get("scope", "").split()))
     if params.get("response_type") == "token":  # implicit: no refresh token
@@ -199,7 +215,11 @@ def authorize(state: State, request: Request) -> Answer:
     with state.lock:
         state.codes[code] = (grant, redirect_uri, params.get("nonce"))
     query = urlencode({"code": code, "scope": " ".join(grant.scopes), **extra})
-    return 302, None, {"Location": f"{redirect_uri}?{query}"}
+    return 302, None, {"Location": _with_query(redirect_uri, query)}
+
+
+def _with_query(uri: str, query: str) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
 def device(state: State, request: Request) -> Answer:
