@@ -9,18 +9,22 @@ redirect URL, and the only flow a public client (no secret) may use.
 
 from __future__ import annotations
 
+import logging
+import math
 import secrets
 import sys
 from typing import Callable, Collection, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import _clock
-from .exceptions import LoginError, TokenRefreshError, TwitchAuthError
+from .exceptions import LoginError, TokenRefreshError
 from .oauth import OAuthClient
 from .token import Token
 
 __all__ = ["DEFAULT_REDIRECT_URI", "authorize_url", "code_from_redirect", "device_flow", "new_state",
            "parse_implicit_redirect"]
+
+log = logging.getLogger(__name__)
 
 Prompt = Callable[[str], object]
 
@@ -40,13 +44,28 @@ def print_to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 60.0
+"""The range a device-code polling interval from Twitch is clamped to (Twitch sends 5 s, RFC 8628's default)."""
+
+SLOW_DOWN = 5.0
+"""Seconds a ``slow_down`` answer adds to the interval, "for this and all subsequent requests" (RFC 8628 §3.5)."""
+
+
 def device_flow(oauth: OAuthClient, scopes: Iterable[str] = (), prompt: Prompt = print_to_stderr) -> Token:
     """Run Twitch's device code flow to the end and return the user token.
 
     Shows the user code and the verification URL through ``prompt``, then
-    polls at the interval Twitch asks for: on ``authorization_pending`` it
-    keeps going, on ``slow_down`` it waits 5 s longer each time, and it stops
-    with a clear error on any other answer or when the code expires.
+    polls at the interval Twitch asks for (clamped to 1-60 s) until the code
+    expires: ``authorization_pending`` keeps going, ``slow_down`` adds 5 s to
+    the interval for good (RFC 8628 §3.5), and a 5xx answer or a connection
+    that fails is tried again at the interval, since the user may already have
+    approved the code on their phone. Any other answer stops it.
+
+    Raises:
+        LoginError: the code expired (naming the last failure, if polls
+            failed), or Twitch no longer accepts it.
+        TokenRefreshError: Twitch refused the code for another reason
+            (``access_denied``...), with its message.
     """
     scopes = tuple(scopes)
     device = oauth.start_device(scopes)
@@ -55,25 +74,43 @@ def device_flow(oauth: OAuthClient, scopes: Iterable[str] = (), prompt: Prompt =
         f" and enter the code {device.user_code} (it expires in {device.expires_in / 60:.0f} minutes)."
     )
     deadline = _clock.monotonic() + device.expires_in
-    interval = device.interval
+    interval = _clamp_interval(device.interval)
+    failure: TokenRefreshError | None = None  # the last poll that got no answer, or Twitch's 5xx
     while True:
-        _clock.sleep(interval)
-        if _clock.monotonic() > deadline:
-            raise TwitchAuthError("the device code expired before it was approved: run the login again.")
+        _clock.sleep(min(interval, max(deadline - _clock.monotonic(), 0.0)))
+        if _clock.monotonic() >= deadline:
+            last = f" The last poll failed: {failure}" if failure is not None else ""
+            raise LoginError(f"the device code expired before it was approved: run the login again.{last}")
         try:
             return oauth.poll_device(device, scopes)
         except TokenRefreshError as exc:
             said = (exc.message or "").lower()
             if said == "authorization_pending":
                 continue
-            if said == "slow_down":  # RFC 8628 §3.5; not documented by Twitch, but harmless to honour
-                interval += 5
+            if said == "slow_down":
+                interval += SLOW_DOWN
+                continue
+            if exc.status_code is None or exc.status_code >= 500:  # no answer, or Twitch's own trouble: try again
+                failure = exc
+                log.info("polling for the device code failed (%s); trying again in %g s", exc, interval)
                 continue
             if said == "invalid device code":
-                raise TwitchAuthError(
-                    "Twitch no longer accepts the device code (it expired, was used, or was refused): run the login again."
+                maybe = (
+                    f" (an earlier poll failed: {failure}; if that poll reached Twitch, its token was lost)"
+                    if failure is not None else ""
+                )
+                raise LoginError(
+                    "Twitch no longer accepts the device code (it expired, was used, or was refused)"
+                    f"{maybe}: run the login again."
                 ) from None
             raise
+
+
+def _clamp_interval(interval: float) -> float:
+    # A server's -1 would poll in a tight loop, its 10**9 never; NaN is no interval at all.
+    if not math.isfinite(interval):
+        return SLOW_DOWN
+    return min(max(interval, MIN_INTERVAL), MAX_INTERVAL)
 
 
 def authorize_url(

@@ -123,9 +123,72 @@ def test_device_login_stops_with_a_clear_error(
 def test_device_login_gives_up_when_the_code_expires(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float]
 ) -> None:
-    with pytest.raises(TwitchAuthError, match="expired"):
+    with pytest.raises(LoginError, match="expired"):
         make_auth().credentials.login_device(prompt=lambda text: None)  # nobody approves
-    assert sum(waits) > 1800
+    assert sum(waits) == 1800 and max(waits) == 5  # polled at the interval until the very end, not past it
+
+
+def test_device_codes_look_like_twitchs(fake_twitch: FakeTwitch) -> None:
+    answer = requests.post(f"{fake_twitch.id_url}/device", data={"client_id": fake_twitch.client_id}).json()
+    assert re.fullmatch(r"[A-Z]{8}", answer["user_code"])  # what the user types: 8 capital letters
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", answer["device_code"])
+    assert answer["verification_uri"] == f"https://www.twitch.tv/activate?device-code={answer['user_code']}"
+    assert (answer["expires_in"], answer["interval"]) == (1800, 5)
+
+
+def test_a_503_or_a_dropped_connection_while_polling_does_not_end_the_login(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float]
+) -> None:
+    """The user may already have approved on their phone: a blip of Twitch's must not throw that away."""
+    fake_twitch.queue_response("/oauth2/token", 503, '{"status":503,"message":"Service Unavailable"}')
+    fake_twitch.queue_response("/oauth2/token", 0)  # the connection breaks before any answer
+    fake_twitch.queue_response("/oauth2/token", 502, "<html>Bad Gateway</html>", content_type="text/html")
+    token = make_auth().credentials.login_device(prompt=lambda text: fake_twitch.approve_device(user_code(text)))
+    assert token.login == "twitchdev"
+    assert waits == [5, 5, 5, 5]  # each failure tried again at the interval
+    assert fake_twitch.calls["urn:ietf:params:oauth:grant-type:device_code"] == 4
+
+
+def test_polls_failing_until_the_code_expires_end_with_the_last_cause(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float]
+) -> None:
+    fake_twitch.device_interval = 600  # clamped to 60 s: 29 polls before the code's 30 minutes are up
+    for _ in range(28):
+        fake_twitch.queue_response("/oauth2/token", 500, '{"status":500,"message":"Internal Server Error"}')
+    fake_twitch.queue_response("/oauth2/token", 503, '{"status":503,"message":"Service Unavailable"}')
+    with pytest.raises(LoginError, match=r"expired.*last poll failed.*HTTP 503: Service Unavailable"):
+        make_auth().credentials.login_device(prompt=lambda text: None)
+    assert waits == [60] * 30
+    assert fake_twitch.calls["urn:ietf:params:oauth:grant-type:device_code"] == 29
+
+
+@pytest.mark.parametrize("asked, used", [(-1, 1), (0.001, 1), (10**9, 60), (7, 7)])
+def test_the_polling_interval_is_clamped_to_a_sane_range(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float], asked: float, used: float
+) -> None:
+    fake_twitch.device_interval = asked
+    fake_twitch.queue_response("/oauth2/token", 400, '{"status":400,"message":"authorization_pending"}')
+    make_auth().credentials.login_device(prompt=lambda text: fake_twitch.approve_device(user_code(text)))
+    assert waits == [used, used]
+
+
+def test_slow_down_adds_five_seconds_for_good(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codes: list[str] = []
+    record = clock_module.sleep
+
+    def sleep(seconds: float) -> None:  # the user approves during the third wait
+        record(seconds)
+        if len(waits) == 3:
+            fake_twitch.approve_device(codes[0])
+
+    monkeypatch.setattr(clock_module, "sleep", sleep)
+    fake_twitch.slow_down(1)
+    make_auth().credentials.login_device(prompt=lambda text: codes.append(user_code(text)))
+    # slow_down, then authorization_pending, then the token: the added 5 s stay after the pending answer.
+    assert waits == [5, 10, 10]
+    assert fake_twitch.calls["urn:ietf:params:oauth:grant-type:device_code"] == 3
 
 
 # -- browser (authorization code) ------------------------------------------------------

@@ -107,6 +107,10 @@ class FakeTwitch:
     with a code (or, for ``response_type=token``, a token in the fragment), or
     with ``error=access_denied`` while ``deny_authorization`` is set.
 
+    ``POST /oauth2/device`` hands out user codes of 8 capital letters, as Twitch
+    does; :meth:`approve_device` plays the user who types one in, and
+    :meth:`slow_down` makes the next polls answer ``slow_down``.
+
     Attributes:
         calls: a Counter of the calls received. Token requests count under
             their ``grant_type``: ``"client_credentials"``, ``"refresh_token"``
@@ -245,6 +249,11 @@ class FakeTwitch:
                     device.approved = Grant(device.client_id, user_id, login, device.scopes)
                     return
         raise KeyError(user_code)
+
+    def slow_down(self, polls: int = 1) -> None:
+        """Answer the next ``polls`` device-code polls with ``slow_down`` (RFC 8628 §3.5), whatever their pace."""
+        with self._state.lock:
+            self._state.slow_downs += polls
 
     def redirect(self, path: str, location: str) -> None:
         """Answer requests for ``path`` (e.g. ``/helix/moved``) with a 302 to ``location``."""

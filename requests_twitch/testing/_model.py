@@ -125,6 +125,7 @@ class State:
     access: dict[str, Access] = field(default_factory=dict)
     refresh: dict[str, tuple[Grant, bool]] = field(default_factory=dict)  # token -> (grant, spent)
     devices: dict[str, Device] = field(default_factory=dict)
+    slow_downs: int = 0  # device polls still to answer "slow_down"
     issued: list[tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
     codes: dict[str, tuple[Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
 

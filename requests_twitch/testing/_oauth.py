@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import string
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -162,10 +163,17 @@ def _exchange(state: State, client_id: str, secret: str | None, params: dict[str
 
 
 def _poll_device(state: State, client_id: str, params: dict[str, str]) -> Answer:
-    """A device-code poll: ``authorization_pending`` until approved, then one token (single use); needs the lock."""
+    """A device-code poll: ``authorization_pending`` until approved, then one token (single use); needs the lock.
+
+    ``FakeTwitch.slow_down()`` makes the next polls answer ``slow_down`` (RFC 8628 §3.5;
+    Twitch does not document it, but a client should survive it).
+    """
     device = state.devices.get(params.get("device_code", ""))
     if device is None or device.used or device.client_id != client_id or device.expires_at < time.time():
         return oauth_error(400, "invalid device code")
+    if state.slow_downs > 0:
+        state.slow_downs -= 1
+        return oauth_error(400, "slow_down")
     if device.approved is None:
         return oauth_error(400, "authorization_pending")
     device.used = True
@@ -232,7 +240,9 @@ def device(state: State, request: Request) -> Answer:
     with state.lock:
         if client_id not in state.clients:
             return oauth_error(400, "invalid client")
-        code, user_code = secrets.token_urlsafe(30), secrets.token_hex(4).upper()
+        # Like Twitch's (twitchdev/issues#1037): 40 letters and digits, and 8 capital letters to type.
+        code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+        user_code = "".join(secrets.choice(string.ascii_uppercase) for _ in range(8))
         scopes = tuple(request.params.get("scopes", "").split())
         state.devices[code] = Device(client_id, scopes, user_code, time.time() + 1800)
     uri = f"https://www.twitch.tv/activate?device-code={user_code}"
