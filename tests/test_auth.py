@@ -261,7 +261,8 @@ def test_a_file_body_is_rewound_and_replayed_whole(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, tmp_path: Path
 ) -> None:
     auth, _ = seeded(scopes=["user:write:chat"])
-    payload = b'{"broadcaster_id": "1", "sender_id": "1", "message": "' + b"x" * 100_000 + b'"}'
+    message = b'{"broadcaster_id": "12826", "sender_id": "141981764", "message": "hi"'
+    payload = message + b" " * 100_000 + b"}"  # a big body, and a valid one
     (tmp_path / "body.json").write_bytes(payload)
     _ = auth.credentials.token  # in use (and validated) before it dies
     fake_twitch.expire_tokens()
@@ -280,7 +281,8 @@ def test_a_generator_body_is_never_replayed_half_empty(fake_twitch: FakeTwitch, 
     assert r.status_code == 401 and r.history == []  # the original 401, not an empty replay
     assert len(fake_twitch.helix_requests) == 1 and fake_twitch.helix_requests[0].body == b'{"message": "hi"}'
     assert fake_twitch.calls["refresh_token"] == 1  # but the token is renewed for the next request
-    assert requests.post(f"{fake_twitch.api_url}/chat/messages", json={}, auth=auth).status_code == 200
+    message = {"broadcaster_id": "12826", "sender_id": user.user_id, "message": "hi"}
+    assert requests.post(f"{fake_twitch.api_url}/chat/messages", json=message, auth=auth).status_code == 200
 
 
 def test_a_static_token_that_dies_returns_the_401(fake_twitch: FakeTwitch, make_auth: MakeAuth) -> None:

@@ -82,13 +82,14 @@ def test_an_empty_page_ends_it(session: TwitchSession, fake_twitch: FakeTwitch) 
 
 
 def test_a_cursor_given_as_a_bare_string_is_followed(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
-    fake_twitch.queue_response("/helix/streams", 200, '{"data": [{"id": "x"}], "pagination": "MTAw"}')
+    cursor = session.get("streams", params={"first": 100}).json()["pagination"]["cursor"]  # the one after 100 items
+    fake_twitch.queue_response("/helix/streams", 200, f'{{"data": [{{"id": "x"}}], "pagination": "{cursor}"}}')
     items = list(session.paginate("streams", limit=3))
     assert [i["id"] for i in items] == ["x", STREAMS[100]["id"], STREAMS[101]["id"]]
 
 
 def test_an_error_page_raises_with_helixs_message(session: TwitchSession) -> None:
-    with pytest.raises(requests.HTTPError, match="first must be greater than 0"):
+    with pytest.raises(requests.HTTPError, match='"first" was malformed: the value must be less than or equal to 100'):
         list(session.paginate("streams", page_size=500))
 
 

@@ -27,10 +27,10 @@ import time
 from typing import Generic, TypeVar, overload
 
 from ..token import Token
-from . import _helix, _oauth
+from . import _oauth
 from ._helix import STREAMS, TOP_GAMES
 from ._http import Server, serve
-from ._model import Grant, HelixRequest, Options, Queued, State
+from ._model import Bucket, Grant, HelixRequest, Options, Queued, State
 
 __all__ = ["STREAMS", "TOP_GAMES", "FakeTwitch", "HelixRequest"]
 
@@ -85,8 +85,9 @@ class FakeTwitch:
         user_token_lifetime, app_token_lifetime: ``expires_in`` in seconds.
         token_delay: seconds the token endpoint takes to answer.
         device_interval: the polling ``interval`` /device asks for (Twitch: 5).
-        ratelimit_limit: Helix's bucket, in requests per minute (Twitch: 800);
-            each answer carries ``Ratelimit-*`` headers, and an empty bucket 429s.
+        ratelimit_limit: the size of each Helix rate-limit bucket, in requests
+            per minute (Twitch: 800); each answer carries ``Ratelimit-*``
+            headers, and an empty bucket 429s.
         redirect_uris: the OAuth Redirect URLs registered for the clients
             (default ``("http://localhost:3000",)``, the one twitch-cli asks
             developers to register). ``/oauth2/authorize`` takes only these,
@@ -97,10 +98,24 @@ class FakeTwitch:
 
     Every option is also an attribute that a test may change while the server runs.
 
-    ``GET /helix/streams`` (250 live streams, ``game_id``/``user_login``/
-    ``user_id`` filters) and ``GET /helix/games/top`` (60 games) paginate like
-    Helix: ``first`` (1 to 100, default 20), ``after``, and ``pagination`` with
-    a ``cursor``, or ``{}`` on the last page.
+    Helix serves, with every field the API reference documents and values of
+    the documented types: ``users``, ``games/top``, ``games``, ``streams``
+    (250 live streams), ``channels``, ``chat/chatters``, ``polls``,
+    ``predictions``, ``schedule``, ``channel_points/custom_rewards/redemptions``,
+    ``channels/followers``, ``channels/followed`` and ``eventsub/subscriptions``
+    (GET), and ``chat/messages`` (POST: ``broadcaster_id``, ``sender_id`` and a
+    ``message`` of at most 500 characters). Each takes the token kind, scopes
+    and parameters its reference page asks for, and pages like Helix: ``first``
+    from 1 to the endpoint's own maximum (100; Get Chatters 1000, Get Custom
+    Reward Redemption 50, Get Predictions and the schedule 25, Get Polls 20),
+    Twitch's 400 above it, ``after``, and ``pagination`` with a ``cursor``, or
+    ``{}`` on the last page. Get EventSub Subscriptions ignores ``first``.
+
+    Rate limits: one bucket per client id for app tokens and one per client id
+    and user for user tokens, as Twitch keeps them, each refilled whole every
+    minute (Twitch refills continuously). :meth:`exhaust_rate_limit` empties
+    them, :meth:`queue_non_bucket_429` makes the next answer of a path a 429
+    that is not the bucket's.
 
     ``GET /oauth2/authorize`` acts as the user ``authorizing_user`` (user id,
     login) clicking Authorize: it redirects to ``redirect_uri`` (if registered)
@@ -117,7 +132,8 @@ class FakeTwitch:
             (and of those, ``"refresh_token_refused"``), ``"authorization_code"``,
             and ``"urn:ietf:params:oauth:grant-type:device_code"`` for device
             polls; the other endpoints as ``"authorize"``, ``"device"``,
-            ``"validate"``, ``"revoke"`` and ``"helix"`` (and of those, ``"helix_429"``).
+            ``"validate"``, ``"revoke"`` and ``"helix"`` (and of those, ``"helix_429"``: the
+            429s of an empty bucket).
         grants_revoked: how many grants a reused refresh token killed.
         helix_requests: the Helix requests received, oldest first.
     """
@@ -169,7 +185,7 @@ class FakeTwitch:
             redirect_uris=None if redirect_uris is None else tuple(redirect_uris),
         )
         clients = {client_id: client_secret, public_client_id: None}
-        self._state = State(options, clients, bucket=ratelimit_limit)
+        self._state = State(options, clients)
         self._server: Server | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -290,12 +306,36 @@ class FakeTwitch:
         with self._state.lock:
             return [token for who, token in self._state.issued if who == login]
 
-    def exhaust_rate_limit(self, reset_in: float = 30.0) -> None:
-        """Empty Helix's bucket until ``reset_in`` seconds from now: Helix answers 429 till then."""
+    def exhaust_rate_limit(self, reset_in: float = 30.0, *, bucket: tuple[str, str | None] | None = None) -> None:
+        """Empty Helix's rate-limit buckets until ``reset_in`` seconds from now: they answer 429 till then.
+
+        ``bucket`` names one: ``(client_id, None)`` the client's app-token bucket,
+        ``(client_id, user_id)`` a user's. Without it, every bucket, and any first
+        used before then, is empty.
+        """
         with self._state.lock:
-            self._state.bucket, self._state.bucket_reset = 0, time.time() + reset_in
+            until = time.time() + reset_in
+            if bucket is not None:
+                self._state.buckets[bucket] = Bucket(0, until)
+                return
+            self._state.empty_until = until
+            for held in self._state.buckets.values():
+                held.points, held.reset = 0, until
 
     def refill_rate_limit(self) -> None:
-        """Fill the bucket again now (as the reset time passing would)."""
+        """Fill every bucket again now (as the reset time passing would)."""
         with self._state.lock:
-            _helix.refill(self._state, time.time())
+            self._state.empty_until = 0.0
+            self._state.buckets.clear()  # each starts full at its next request
+
+    def queue_non_bucket_429(self, path: str, message: str = "number of websocket transports limit exceeded") -> None:
+        """Answer the next Helix request for ``path`` with a 429 that is not the rate-limit bucket's.
+
+        Twitch's API guide: "Some API endpoints may return HTTP 429 response codes for
+        reasons unrelated to the general rate limit bucket. In these cases, you must
+        parse the error message" (e.g. EventSub's transport limit, commercial
+        cool-downs). The request passes the gate first, so the answer carries the
+        bucket's real ``Ratelimit-*`` headers, with points left.
+        """
+        with self._state.lock:
+            self._state.non_bucket_429s.setdefault(path, []).append(message)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from . import _helix, _oauth
-from ._helix import helix_error
+from ._gate import helix_error
 from ._model import Answer, Endpoint, HelixRequest, Request, State
 
 
@@ -34,7 +34,17 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("POST", "/oauth2/revoke"): _oauth.revoke,
     ("GET", "/helix/users"): _helix.users,
     ("GET", "/helix/games/top"): _helix.games_top,
+    ("GET", "/helix/games"): _helix.games,
     ("GET", "/helix/streams"): _helix.streams,
+    ("GET", "/helix/channels"): _helix.channels,
+    ("GET", "/helix/chat/chatters"): _helix.chatters,
+    ("GET", "/helix/polls"): _helix.polls,
+    ("GET", "/helix/predictions"): _helix.predictions,
+    ("GET", "/helix/schedule"): _helix.schedule,
+    ("GET", "/helix/channel_points/custom_rewards/redemptions"): _helix.redemptions,
+    ("GET", "/helix/channels/followers"): _helix.channel_followers,
+    ("GET", "/helix/channels/followed"): _helix.followed_channels,
+    ("GET", "/helix/eventsub/subscriptions"): _helix.eventsub_subscriptions,
     ("POST", "/helix/chat/messages"): _helix.send_chat_message,
 }
 """(method, path) -> endpoint. Any other /helix/ request goes through Helix's gate to a 404; anything else gets
@@ -142,7 +152,7 @@ def _request(method: str, target: SplitResult, headers: dict[str, str], body: by
     query: dict[str, list[str]] = {}
     for key, value in parse_qsl(target.query):
         query.setdefault(key, []).append(value)
-    return Request(method, target.path, params, query, headers)
+    return Request(method, target.path, params, query, headers, body)
 
 
 def _form(body: bytes, content_type: str) -> dict[str, str]:

@@ -73,6 +73,19 @@ class Request:
     """The query string with every value of a name: Helix repeats names (``id=1&id=2``)."""
     headers: dict[str, str]
     """Names in lower case."""
+    body: bytes = b""
+
+
+BucketKey = tuple[str, str | None]
+"""(client id, user id): a user token's bucket; (client id, None): the client's app-token bucket."""
+
+
+@dataclass
+class Bucket:
+    """A rate-limit bucket: points left, and when it is full again (epoch seconds)."""
+
+    points: int
+    reset: float
 
 
 @dataclass(frozen=True)
@@ -129,9 +142,10 @@ class State:
     issued: list[tuple[str | None, str]] = field(default_factory=list)  # (login, refresh token), in order
     codes: dict[str, tuple[Grant, str, str | None]] = field(default_factory=dict)  # code -> (grant, redirect, nonce)
 
-    # Helix's rate-limit bucket: points left, and when it is full again (epoch seconds).
-    bucket: int = 0
-    bucket_reset: float = 0.0
+    # Helix's rate-limit buckets, one per client id (app tokens) and one per client id and user (user tokens).
+    buckets: dict[BucketKey, Bucket] = field(default_factory=dict)
+    empty_until: float = 0.0  # every bucket, even one made later, is empty until then (exhaust_rate_limit)
+    non_bucket_429s: dict[str, list[str]] = field(default_factory=dict)  # path -> messages of 429s to answer
 
     # Failure injection, served before any endpoint.
     redirects: dict[str, str] = field(default_factory=dict)
