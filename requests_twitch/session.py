@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
+from urllib.parse import urlsplit
 
 import requests
 
@@ -11,7 +12,7 @@ from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .retry import TwitchAdapter, TwitchRetry
 
-__all__ = ["RateLimit", "TwitchSession"]
+__all__ = ["DEFAULT_PAGE_SIZE", "PAGE_SIZES", "RateLimit", "TwitchSession"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class TwitchSession(requests.Session):
     - Relative URLs are joined to ``base_url`` (``"users"`` becomes
       ``https://api.twitch.tv/helix/users``); absolute URLs pass through, and
       only those on the API origin get credentials.
-    - :meth:`paginate` and :meth:`pages` follow Helix's cursors.
+    - :meth:`paginate` and :meth:`pages` follow Helix's cursors, with pages as
+      large as each endpoint allows (:data:`PAGE_SIZES`).
     - A 429 waits for Helix's ``Ratelimit-Reset`` and is retried (up to
       ``rate_limit_retries`` times, waiting at most ``max_wait`` seconds); a
       503 is retried once for idempotent methods; connection errors are
@@ -122,29 +124,38 @@ class TwitchSession(requests.Session):
 
     # -- pagination -------------------------------------------------------------
 
-    def pages(self, path: str, params: Params = None, *, page_size: int = 100, progress: bool = False,
+    def pages(self, path: str, params: Params = None, *, page_size: int | None = None, progress: bool = False,
               limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield whole Helix pages (the JSON objects, with ``data``, ``pagination``, ``total``...).
 
-        Follows ``pagination.cursor`` with ``after``, sends ``first=page_size``
-        (Helix caps most endpoints at 100), and stops at an empty
+        Follows ``pagination.cursor`` with ``after``, and stops at an empty
         ``pagination``, an empty page, or once ``limit`` items were fetched.
-        Multi-valued params repeat the key (``id=1&id=2``), as Helix wants.
+        ``page_size`` None asks for the endpoint's own maximum (:data:`PAGE_SIZES`),
+        and an endpoint that takes no ``first`` (Get EventSub Subscriptions) gets
+        none. Multi-valued params repeat the key (``id=1&id=2``), as Helix wants.
 
         Raises:
+            ValueError: at once, for a ``page_size`` the endpoint does not take:
+                below 1, above its maximum (named in the message), or any for an
+                endpoint without ``first``.
             requests.HTTPError: Helix answered an error; its message is in it.
         """
+        first = _first(_endpoint(path, self.base_url), page_size)
         fixed = [(k, v) for k, v in _pairs(params) if k not in ("after", "first")]
+        return self._pages(path, fixed, first, progress, limit)
+
+    def _pages(self, path: str, fixed: list[tuple[str, Any]], page_size: int | None, progress: bool,
+               limit: int | None) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         fetched = pages = 0
         bar = _progress_bar(path, limit) if progress else None
         try:
             while limit is None or fetched < limit:
-                first = page_size if limit is None else min(page_size, limit - fetched)
-                query = [*fixed, ("first", first), *([("after", cursor)] if cursor else [])]
+                first = [] if page_size is None else [("first", page_size if limit is None else min(page_size, limit - fetched))]
+                query = [*fixed, *first, *([("after", cursor)] if cursor else [])]
                 response = self.get(path, params=query)
                 page = _page(response, path)
-                data = page.get("data") or []
+                data = _items(page)
                 fetched, pages = fetched + len(data), pages + 1
                 if bar is not None:
                     bar.set_postfix(pages=pages, refresh=False)
@@ -157,22 +168,81 @@ class TwitchSession(requests.Session):
             if bar is not None:
                 bar.close()
 
-    def paginate(self, path: str, params: Params = None, *, limit: int | None = None, page_size: int = 100,
+    def paginate(self, path: str, params: Params = None, *, limit: int | None = None, page_size: int | None = None,
                  progress: bool = False) -> Iterator[Any]:
         """Yield the items of ``data`` across pages, in order; at most ``limit`` of them.
 
         ``list(session.paginate("streams", {"game_id": "509658"}))`` goes
-        straight into ``pandas.DataFrame``. ``progress=True`` shows a tqdm
+        straight into ``pandas.DataFrame``. Pages are as large as the endpoint
+        allows (:data:`PAGE_SIZES`) unless ``page_size`` says otherwise; the
+        schedule's items are its ``segments``. ``progress=True`` shows a tqdm
         progress bar (in a terminal or a notebook) when tqdm is installed
         (``pip install 'requests-twitch[progress]'``).
+
+        Raises:
+            ValueError: at once, for a ``page_size`` the endpoint does not take.
+            requests.HTTPError: Helix answered an error; its message is in it.
         """
+        pages = self.pages(path, params, page_size=page_size, progress=progress, limit=limit)
+        return self._items(pages, limit)
+
+    @staticmethod
+    def _items(pages: Iterator[dict[str, Any]], limit: int | None) -> Iterator[Any]:
         count = 0
-        for page in self.pages(path, params, page_size=page_size, progress=progress, limit=limit):
-            for item in page.get("data") or []:
+        for page in pages:
+            for item in _items(page):
                 if limit is not None and count >= limit:
                     return
                 count += 1
                 yield item
+
+
+PAGE_SIZES: Mapping[str, int | None] = {
+    # Endpoints whose `first` maximum is not 100, from each one's page of the API reference
+    # (https://dev.twitch.tv/docs/api/reference/; docs/twitch.md#pagination). None: no `first` at all.
+    "chat/chatters": 1000,  # Get Chatters
+    "entitlements/drops": 1000,  # Get Drops Entitlements
+    "channel_points/custom_rewards/redemptions": 50,  # Get Custom Reward Redemption
+    "predictions": 25,  # Get Predictions
+    "schedule": 25,  # Get Channel Stream Schedule
+    "polls": 20,  # Get Polls
+    "eventsub/subscriptions": None,  # Get EventSub Subscriptions: "the first query parameter is not supported"
+}
+"""Each Helix endpoint's page-size (``first``) maximum where it is not :data:`DEFAULT_PAGE_SIZE`, by path."""
+
+DEFAULT_PAGE_SIZE = 100
+"""The ``first`` maximum of every other paginated Helix endpoint (Get Streams, Get Top Games...)."""
+
+
+def _endpoint(path: str, base_url: str) -> str:
+    """The endpoint of ``path`` as :data:`PAGE_SIZES` names it: ``"polls"`` for ``polls``, ``/polls/``,
+    ``https://api.twitch.tv/helix/polls?x=1``."""
+    url = path.split("?", 1)[0].split("#", 1)[0]
+    if url.startswith(base_url):
+        url = url[len(base_url):]
+    elif "://" in url or url.startswith("//"):
+        url = urlsplit(url).path
+        base_path = urlsplit(base_url).path
+        url = url[len(base_path):] if url.startswith(base_path) else url.split("/helix/", 1)[-1]
+    return url.strip("/")
+
+
+def _first(endpoint: str, page_size: int | None) -> int | None:
+    maximum = PAGE_SIZES.get(endpoint, DEFAULT_PAGE_SIZE)
+    if page_size is None:
+        return maximum
+    if maximum is None:
+        raise ValueError(f"Helix's {endpoint} takes no page size (no first parameter): leave page_size=None")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= maximum:
+        raise ValueError(f"page_size for {endpoint} must be from 1 to {maximum}, Helix's maximum there; not {page_size!r}")
+    return page_size
+
+
+def _items(page: dict[str, Any]) -> list[Any]:
+    data = page.get("data")
+    if isinstance(data, dict):  # Get Channel Stream Schedule: one object, its items in "segments"
+        data = data.get("segments")
+    return data if isinstance(data, list) else []
 
 
 def _pairs(params: Params) -> list[tuple[str, Any]]:

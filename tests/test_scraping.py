@@ -88,9 +88,85 @@ def test_a_cursor_given_as_a_bare_string_is_followed(session: TwitchSession, fak
     assert [i["id"] for i in items] == ["x", STREAMS[100]["id"], STREAMS[101]["id"]]
 
 
-def test_an_error_page_raises_with_helixs_message(session: TwitchSession) -> None:
-    with pytest.raises(requests.HTTPError, match='"first" was malformed: the value must be less than or equal to 100'):
-        list(session.paginate("streams", page_size=500))
+def test_an_error_page_raises_with_helixs_message(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    fake_twitch.queue_response("/helix/streams", 400, '{"error":"Bad Request","status":400,"message":"Invalid cursor."}')
+    with pytest.raises(requests.HTTPError, match="HTTP 400 for streams: Invalid cursor."):
+        list(session.paginate("streams"))
+
+
+# The endpoints whose page-size maximum is not 100, with what FakeTwitch (as strict as Twitch) needs to serve them.
+ME = "141981764"
+PAGED = [
+    ("polls", {"broadcaster_id": ME}, "channel:read:polls", 20, 45),
+    ("predictions", {"broadcaster_id": ME}, "channel:read:predictions", 25, 40),
+    ("schedule", {"broadcaster_id": "1000"}, "", 25, 60),
+    ("channel_points/custom_rewards/redemptions", {"broadcaster_id": ME, "reward_id": "r", "status": "FULFILLED"},
+     "channel:read:redemptions", 50, 60),
+    ("chat/chatters", {"broadcaster_id": "1000", "moderator_id": ME}, "moderator:read:chatters", 1000, 2500),
+    ("streams", {}, "", 100, 250),
+]
+
+
+@pytest.fixture
+def user_session(fake_twitch: FakeTwitch, token_file: Path) -> Iterator[TwitchSession]:
+    """A session with a user token that has the scopes of every endpoint in PAGED."""
+    scopes = [scope for *_, scope, _, _ in PAGED if scope]
+    user = fake_twitch.issue_user_token(scopes=scopes)
+    with TwitchSession(fake_twitch.client_id, fake_twitch.client_secret, token_file=token_file,
+                       access_token=user.access_token, refresh_token=user.refresh_token,
+                       id_url=fake_twitch.id_url, api_url=fake_twitch.api_url) as s:
+        yield s
+
+
+@pytest.mark.parametrize("path, params, scope, maximum, count", PAGED, ids=[p[0] for p in PAGED])
+def test_pages_are_as_large_as_each_endpoint_allows(
+    user_session: TwitchSession, fake_twitch: FakeTwitch, path: str, params: dict[str, str], scope: str,
+    maximum: int, count: int,
+) -> None:
+    """FakeTwitch answers 400 to a first above an endpoint's maximum, as Twitch does: a scrape of polls with
+    first=100 failed on its first page, and chatters with first=100 made ten times the calls."""
+    items = list(user_session.paginate(path, params))
+    assert len(items) == count and len({i.get("id") or i.get("user_id") for i in items}) == count
+    sent = queries(fake_twitch, f"/helix/{path}")
+    assert {q["first"][0] for q in sent} == {str(maximum)}
+    assert len(sent) == -(-count // maximum)  # as few calls as the endpoint allows
+
+
+def test_the_schedules_items_are_its_segments(user_session: TwitchSession) -> None:
+    segments = list(user_session.paginate("schedule", {"broadcaster_id": "1000"}, limit=30))
+    assert len(segments) == 30 and all({"start_time", "end_time", "category"} <= set(s) for s in segments)
+    pages = list(user_session.pages("schedule", {"broadcaster_id": "1000"}, limit=30))
+    assert [len(p["data"]["segments"]) for p in pages] == [25, 5]  # whole pages, the schedule object in each
+
+
+def test_eventsub_subscriptions_get_no_first(session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    """The API guide's known issues: Get EventSub Subscriptions does not support first."""
+    assert len(list(session.paginate("eventsub/subscriptions"))) == 150
+    sent = queries(fake_twitch, "/helix/eventsub/subscriptions")
+    assert len(sent) == 2 and not any("first" in q for q in sent)
+    assert len(list(session.paginate("eventsub/subscriptions", limit=120))) == 120
+    assert not any("first" in q for q in queries(fake_twitch, "/helix/eventsub/subscriptions"))
+
+
+@pytest.mark.parametrize(
+    "path, page_size, says",
+    [("polls", 21, "from 1 to 20"), ("chat/chatters", 1001, "from 1 to 1000"), ("streams", 101, "from 1 to 100"),
+     ("games/top", 0, "from 1 to 100"), (f"https://api.twitch.tv/helix/predictions?x=1", 26, "from 1 to 25"),
+     ("/schedule/", 50, "from 1 to 25"), ("eventsub/subscriptions", 10, "takes no page size")],
+)
+def test_a_page_size_the_endpoint_does_not_take_is_a_value_error_before_any_request(
+    session: TwitchSession, fake_twitch: FakeTwitch, path: str, page_size: int, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        session.paginate(path, page_size=page_size)
+    with pytest.raises(ValueError, match=says):
+        session.pages(path, page_size=page_size)
+    assert fake_twitch.helix_requests == []
+
+
+def test_an_explicit_page_size_within_the_maximum_is_sent(user_session: TwitchSession, fake_twitch: FakeTwitch) -> None:
+    assert len(list(user_session.paginate("polls", {"broadcaster_id": ME}, page_size=7))) == 45
+    assert {q["first"][0] for q in queries(fake_twitch, "/helix/polls")} == {"7"}
 
 
 def test_progress_bar_when_tqdm_is_installed(session: TwitchSession, capsys: pytest.CaptureFixture[str]) -> None:
