@@ -1,9 +1,16 @@
 """Rate limits and retries for TwitchSession, on urllib3's Retry (docs/twitch.md#rate-limits).
 
-- **429**: Helix's bucket is empty. Wait until ``Ratelimit-Reset`` (an epoch
-  in seconds, not a delta; bounded by ``max_wait``, and never negative on a
-  skewed clock) and try again, up to ``rate_limit_retries`` times. A 429 was
-  refused before anything was done, so this holds for every method.
+- **429 of the bucket** (``Ratelimit-Remaining: 0``, or no such header): Helix's
+  bucket is empty. Wait until ``Ratelimit-Reset`` (an epoch in seconds, not a
+  delta; bounded by ``max_wait``, and never negative on a skewed clock) and try
+  again, up to ``rate_limit_retries`` times. A 429 was refused before anything
+  was done, so this holds for every method.
+- **Any other 429** (points left in the bucket) is returned at once, with
+  Twitch's message: "Some API endpoints may return HTTP 429 response codes for
+  reasons unrelated to the general rate limit bucket. In these cases, you must
+  parse the error message" (https://dev.twitch.tv/docs/api/guide/). EventSub's
+  transport limit or a commercial cool-down refuses the same way until
+  something else changes; sending it again only repeats the refusal.
 - **503**: retried once, as Twitch's guide says, and only for idempotent
   methods: a POST that may have been applied is never sent twice.
 - **Connection errors**: retried when the connection could not be made (the
@@ -21,11 +28,12 @@ import logging
 from typing import Any
 
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from . import _clock
 
-__all__ = ["TwitchAdapter", "TwitchRetry"]
+__all__ = ["TwitchAdapter", "TwitchRetry", "is_bucket_429"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,23 @@ class TwitchRetry(Retry):
         retry.max_wait = self.max_wait
         return retry
 
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Any = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> TwitchRetry:
+        # is_retry() cannot see the headers; this can. A MaxRetryError here makes urllib3 hand the
+        # response back as it is (raise_on_status is False), before any wait.
+        if response is not None and response.status == 429 and not is_bucket_429(response.headers):
+            log.info("Twitch answered 429 with points left in its rate-limit bucket: not waiting, not retrying")
+            raise MaxRetryError(_pool, url or "", ResponseError("a 429 that is not the rate-limit bucket"))
+        retry: TwitchRetry = super().increment(method, url, response, error, _pool, _stacktrace)
+        return retry
+
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         seen = sum(1 for entry in self.history if entry.status == status_code)
         if status_code == 429:
@@ -88,6 +113,17 @@ class TwitchRetry(Retry):
         if wait <= 0:  # our clock is ahead of Twitch's, or the bucket refilled already
             wait = 1.0
         return min(wait, self.max_wait)
+
+
+def is_bucket_429(headers: Any) -> bool:
+    """Whether a 429's headers say Helix's rate-limit bucket is empty: ``Ratelimit-Remaining`` 0, or absent."""
+    remaining = headers.get("Ratelimit-Remaining")
+    if remaining is None:
+        return True
+    try:
+        return int(remaining) <= 0
+    except ValueError:
+        return True  # unreadable: treat it as the bucket, the documented cause
 
 
 class TwitchAdapter(HTTPAdapter):

@@ -38,10 +38,12 @@ class TwitchSession(requests.Session):
       only those on the API origin get credentials.
     - :meth:`paginate` and :meth:`pages` follow Helix's cursors, with pages as
       large as each endpoint allows (:data:`PAGE_SIZES`).
-    - A 429 waits for Helix's ``Ratelimit-Reset`` and is retried (up to
-      ``rate_limit_retries`` times, waiting at most ``max_wait`` seconds); a
-      503 is retried once for idempotent methods; connection errors are
-      retried where that is safe. ``ratelimit`` holds the last rate-limit
+    - A 429 of the rate-limit bucket (``Ratelimit-Remaining`` 0 or absent)
+      waits for Helix's ``Ratelimit-Reset`` and is retried (up to
+      ``rate_limit_retries`` times, waiting at most ``max_wait`` seconds); any
+      other 429 is returned at once, with Twitch's message. A 503 is retried
+      once for idempotent methods; connection errors are retried where that
+      is safe. ``ratelimit`` holds the last rate-limit
       headers (None before the first answer).
 
     Args:
@@ -52,7 +54,7 @@ class TwitchSession(requests.Session):
         credentials: existing TwitchCredentials to build the TwitchAuth with.
         base_url: what relative URLs are joined to; default the auth's
             ``api_url`` with a trailing slash.
-        rate_limit_retries: 429s to wait out per request (0: return them).
+        rate_limit_retries: bucket 429s to wait out per request (0: return them).
         max_wait: the longest wait for a rate-limit reset, in seconds.
 
     Example::

@@ -232,6 +232,36 @@ def test_429_retries_are_bounded(session: TwitchSession, fake_twitch: FakeTwitch
     assert r.json()["message"] == "Request limit exceeded"
 
 
+@pytest.mark.parametrize("method, path", [("GET", "eventsub/subscriptions"), ("POST", "chat/messages")])
+def test_a_429_that_is_not_the_bucket_is_returned_at_once_with_twitchs_message(
+    session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits, method: str, path: str
+) -> None:
+    """Twitch: such 429s are "unrelated to the general rate limit bucket ... you must parse the error message"."""
+    session.auth.credentials.login_app()
+    fake_twitch.queue_non_bucket_429(f"/helix/{path}", "number of websocket transports limit exceeded")
+    r = session.request(method, path, json={"message": "hi"})
+    assert r.status_code == 429 and int(r.headers["Ratelimit-Remaining"]) > 0
+    assert r.json()["message"] == "number of websocket transports limit exceeded"
+    assert waits == [] and len(queries(fake_twitch, f"/helix/{path}")) == 1  # no wait, sent once
+
+
+@pytest.mark.parametrize(
+    "headers, retried",
+    [({"Ratelimit-Remaining": "0", "Ratelimit-Limit": "800"}, True),  # the bucket: Twitch says so
+     ({}, True),  # no rate-limit headers: take it for the bucket, the documented cause
+     ({"Ratelimit-Remaining": "799", "Ratelimit-Limit": "800"}, False)],
+)
+def test_only_a_429_of_the_bucket_is_waited_out(
+    session: TwitchSession, fake_twitch: FakeTwitch, waits: Waits, headers: dict[str, str], retried: bool
+) -> None:
+    fake_twitch.queue_response("/helix/games/top", 429, '{"error":"Too Many Requests","status":429,"message":"m"}',
+                               headers=headers)
+    r = session.get("games/top")
+    assert r.status_code == (200 if retried else 429)
+    assert len(waits) == (1 if retried else 0)
+    assert len(queries(fake_twitch, "/helix/games/top")) == (2 if retried else 1)
+
+
 def test_the_bare_auth_does_not_retry(fake_twitch: FakeTwitch, token_file: Path, waits: Waits) -> None:
     auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, token_file=token_file,
                       id_url=fake_twitch.id_url, api_url=fake_twitch.api_url)
