@@ -287,9 +287,9 @@ class TwitchCredentials:
         return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
 
     _states: dict[str, None]
-    """The states this object's authorize URLs carry, oldest first (at most ``MAX_STATES``); see :meth:`_issued`."""
+    """The states this object's authorize URLs carry, oldest first (at most ``_MAX_STATES``); see :meth:`_issued`."""
 
-    MAX_STATES = 64
+    _MAX_STATES = 64
 
     def authorize_url(
         self,
@@ -312,7 +312,7 @@ class TwitchCredentials:
             state = login.new_state()
             issued = self._issued()
             issued[state] = None
-            while len(issued) > self.MAX_STATES:  # a web app minting URLs for visitors who never come back
+            while len(issued) > self._MAX_STATES:  # a web app minting URLs for visitors who never come back
                 issued.pop(next(iter(issued)), None)
         return login.authorize_url(
             self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify,

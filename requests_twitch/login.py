@@ -190,7 +190,7 @@ def _raise_if_refused(query: dict[str, str]) -> None:
     error = query.get("error")
     if error == "access_denied":
         raise LoginError("the user did not authorize the application (access_denied).")
-    if error == "redirect_mismatch":  # Twitch sent the browser to the registered URI instead (docs/twitch.md#redirect-uris)
+    if error == "redirect_mismatch":  # the browser was sent to the registered URI instead (docs/twitch.md#redirect-uris)
         raise LoginError(
             "Twitch refused the redirect URI of the login (redirect_mismatch): the app's OAuth Redirect URLs"
             " (https://dev.twitch.tv/console) must include the login's redirect_uri exactly, port and trailing slash"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import http.server
+import os
 import selectors
 import socket
 import socketserver
@@ -53,8 +54,9 @@ def loopback_address(redirect_uri: str) -> tuple[str, int, str]:
     host = (parts.hostname or "").lower()
     if parts.scheme != "http" or host not in _LOOPBACK_HOSTS or port == -1 or parts.query or parts.fragment:
         raise ValueError(
-            f"login_browser serves the redirect itself, so redirect_uri must be http:// on this machine's loopback"
-            f" interface, such as http://localhost:3000 (the app must have it registered exactly), not {redirect_uri!r}."
+            "login_browser serves the redirect itself, so redirect_uri must be http:// on this machine's loopback"
+            " interface, such as http://localhost:3000 (the app must have it registered exactly),"
+            f" not {redirect_uri!r}."
             " For any other redirect URI, use authorize_url() and exchange_redirect()."
         )
     return host, port or 80, parts.path or "/"
@@ -62,7 +64,9 @@ def loopback_address(redirect_uri: str) -> tuple[str, int, str]:
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True  # a browser's idle preconnection must not hold the login up
-    allow_reuse_address = True  # a login run again right after the last one finds the port free
+    # A login run again right after the last one finds the port free; not on Windows, where
+    # SO_REUSEADDR would let this server share a port another program is listening on.
+    allow_reuse_address = os.name != "nt"
 
     def __init__(self, address: tuple[str, int], family: int, listener: RedirectListener) -> None:
         self.address_family = family

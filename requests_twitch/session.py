@@ -153,8 +153,11 @@ class TwitchSession(requests.Session):
         bar = _progress_bar(path, limit) if progress else None
         try:
             while limit is None or fetched < limit:
-                first = [] if page_size is None else [("first", page_size if limit is None else min(page_size, limit - fetched))]
-                query = [*fixed, *first, *([("after", cursor)] if cursor else [])]
+                query = list(fixed)
+                if page_size is not None:
+                    query.append(("first", page_size if limit is None else min(page_size, limit - fetched)))
+                if cursor:
+                    query.append(("after", cursor))
                 response = self.get(path, params=query)
                 page = _page(response, path)
                 data = _items(page)
@@ -236,7 +239,9 @@ def _first(endpoint: str, page_size: int | None) -> int | None:
     if maximum is None:
         raise ValueError(f"Helix's {endpoint} takes no page size (no first parameter): leave page_size=None")
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= maximum:
-        raise ValueError(f"page_size for {endpoint} must be from 1 to {maximum}, Helix's maximum there; not {page_size!r}")
+        raise ValueError(
+            f"page_size for {endpoint} must be from 1 to {maximum}, Helix's maximum there; not {page_size!r}"
+        )
     return page_size
 
 

@@ -221,7 +221,8 @@ def redemptions(grant: Grant, request: Request) -> Answer:
     else:
         status = _one(query, "status")
         if status not in ("CANCELED", "FULFILLED", "UNFULFILLED"):
-            raise Refused(400, 'The parameter "status" was malformed: the value must be CANCELED, FULFILLED or UNFULFILLED')
+            raise Refused(400, 'The parameter "status" was malformed: the value must be CANCELED, FULFILLED'
+                               " or UNFULFILLED")
         rows = [r for r in rows if r["status"] == status]
     if query.get("sort", ["OLDEST"])[-1] == "NEWEST":
         rows = rows[::-1]

@@ -64,7 +64,8 @@ def user(user_id: str, login: str, *, email: str | None = None) -> Row:
         "description": f"The channel of {login}.",
         "profile_image_url": f"https://static-cdn.jtvnw.net/jtv_user_pictures/{login}-profile_image-300x300.png",
         "offline_image_url": (
-            f"https://static-cdn.jtvnw.net/jtv_user_pictures/{login}-channel_offline_image-1920x1080.png" if n % 2 else ""
+            f"https://static-cdn.jtvnw.net/jtv_user_pictures/{login}-channel_offline_image-1920x1080.png"
+            if n % 2 else ""
         ),
         "view_count": 0,  # deprecated: the reference says any value here is not valid
         "created_at": rfc3339(_EPOCH - 86400 * (200 + n % 4000) - n % 86400),
@@ -231,7 +232,8 @@ def followed(user_id: str) -> list[Row]:
 @functools.lru_cache(maxsize=8)
 def eventsub_subscriptions(client_id: str) -> list[Row]:
     """An app's webhook subscriptions: https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions"""
-    return [{"id": uuid_for(client_id, "subscription", i), "status": "enabled", "type": "channel.follow", "version": "2",
+    return [{"id": uuid_for(client_id, "subscription", i), "status": "enabled", "type": "channel.follow",
+             "version": "2",
              "condition": {"broadcaster_user_id": str(1000 + i), "moderator_user_id": str(1000 + i)},
              "created_at": rfc3339(_EPOCH - 60 * i),
              "transport": {"method": "webhook", "callback": "https://example.com/webhooks/callback"}, "cost": 0}
