@@ -47,6 +47,9 @@ def print_to_stderr(text: str) -> None:
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 60.0
 """The range a device-code polling interval from Twitch is clamped to (Twitch sends 5 s, RFC 8628's default)."""
 
+DEFAULT_INTERVAL = 5.0
+"""The interval when the one given is no number at all: RFC 8628 §3.2's default."""
+
 SLOW_DOWN = 5.0
 """Seconds a ``slow_down`` answer adds to the interval, "for this and all subsequent requests" (RFC 8628 §3.5)."""
 
@@ -109,7 +112,7 @@ def device_flow(oauth: OAuthClient, scopes: Iterable[str] = (), prompt: Prompt =
 def _clamp_interval(interval: float) -> float:
     # A server's -1 would poll in a tight loop, its 10**9 never; NaN is no interval at all.
     if not math.isfinite(interval):
-        return SLOW_DOWN
+        return DEFAULT_INTERVAL
     return min(max(interval, MIN_INTERVAL), MAX_INTERVAL)
 
 
