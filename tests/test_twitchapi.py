@@ -1,4 +1,4 @@
-"""A real third-party client, pyTwitchAPI (PyPI twitchAPI), runs against FakeTwitch: what users test with must
+"""A real third-party client, pyTwitchAPI (the twitchAPI package), runs against FakeTwitch: what users test with must
 be something real clients accept. pyTwitchAPI maps every Helix object onto a class and reads its documented fields,
 so a field FakeTwitch leaves out is an AttributeError here.
 
