@@ -7,6 +7,10 @@ answers are parsed here, because Twitch's are not RFC 6749: errors are
 ``{"status": 400, "message": "Invalid refresh token"}`` with no ``error``
 key, and ``scope``/``expires_in`` come in several shapes
 (docs/twitch.md#token-endpoint-errors).
+
+Every token call ends within :data:`DEADLINE` (30 s), answered or not, and
+goes out on a connection of its own, never a pooled one
+(docs/single-flight.md#deadlines-and-connections).
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ from urllib.parse import quote, quote_plus, urlencode
 from typing import Any, Iterable, Mapping
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from . import _clock
+from ._transport import Cutoff, never_sent, token_call_session
 from .exceptions import TokenRefreshError, TwitchAuthError
 from .token import Kind, Token
 
@@ -40,7 +43,16 @@ DEFAULT_ID_URL = "https://id.twitch.tv/oauth2"
 DEFAULT_API_URL = "https://api.twitch.tv/helix"
 
 TIMEOUT = (5.0, 30.0)
-"""(connect, read) seconds for every token call; shorter than the store's lock timeout."""
+"""(connect, read) seconds for each connection attempt and each read of a token call."""
+
+DEADLINE = 30.0
+"""Seconds a whole token call may take, from the first connection attempt to the last byte of the answer.
+
+A read timeout bounds each read, not the call: an endpoint that trickles its
+answer a byte a second would hold the store's lock (60 s by default) for as
+long as it likes. At the deadline the call's connection is shut down, and the
+call fails with a TokenRefreshError that says a refresh may have been applied.
+"""
 
 _FORM = "application/x-www-form-urlencoded"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -59,27 +71,6 @@ _HINTS = {
 }
 
 
-def _session() -> requests.Session:
-    """A plain session for token calls, with retries only where they are surely safe.
-
-    urllib3 retries a connection that could not be established (the request
-    never reached Twitch), never a read error or timeout: after those the
-    refresh may have been applied, and a single-use refresh token may be spent.
-    """
-    session = requests.Session()
-    retry = Retry(total=None, connect=2, read=False, redirect=0, status=0, other=0, backoff_factor=0.2)
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
-    session.auth = _no_auth
-    return session
-
-
-def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
-    return r
-
-
 class OAuthClient:
     """The token endpoints of id.twitch.tv, for one client id.
 
@@ -87,7 +78,8 @@ class OAuthClient:
         client_id: the application's client id.
         client_secret: its secret; None for a public client.
         id_url: the OAuth base URL (``https://id.twitch.tv/oauth2``).
-        timeout: (connect, read) seconds for every call.
+        timeout: (connect, read) seconds for each connection attempt and each read.
+        deadline: seconds each call may take in all (default :data:`DEADLINE`, 30 s).
     """
 
     def __init__(
@@ -97,19 +89,19 @@ class OAuthClient:
         *,
         id_url: str = DEFAULT_ID_URL,
         timeout: tuple[float, float] = TIMEOUT,
+        deadline: float = DEADLINE,
     ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
         self.id_url = id_url.rstrip("/")
         self.timeout = timeout
-        self._session = _session()
+        self.deadline = deadline
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r}, id_url={self.id_url!r})"
 
     def close(self) -> None:
-        """Close the connections of the token calls' session."""
-        self._session.close()
+        """Nothing to close: each token call opens a connection of its own and closes it (kept for callers)."""
 
     @property
     def has_secret(self) -> bool:
@@ -218,36 +210,49 @@ class OAuthClient:
             return _token_payload(response, what, form)
 
     def _call(self, method: str, path: str, form: _Form, what: str, **headers: str) -> requests.Response:
-        """One call to id.twitch.tv; a failure to get any answer raises TokenRefreshError."""
+        """One call to id.twitch.tv, on a new connection, within :attr:`deadline`; no answer raises TokenRefreshError."""
         url = f"{self.id_url}/{path}"
         failure = None
-        try:
-            # Connection: close: a token call every few hours gains nothing
-            # from keep-alive, and a pooled connection the server dropped
-            # would fail in a way that cannot be told apart from a lost answer.
-            response = self._session.request(
-                method,
-                url,
-                data=form.encoded or None,
-                headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close", **headers},
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.ReadTimeout as exc:
-            failure = TokenRefreshError(
-                f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s ({_reason(exc, form)})."
-                " It may have been applied: if the next try gets 'Invalid refresh token', the user must log in again."
-            )
-        except requests.RequestException as exc:
-            failure = TokenRefreshError(
-                f"could not reach {url} for {what} ({_reason(exc, form)}); check the network or id_url and try again."
-            )
+        with token_call_session() as session, Cutoff(self.deadline) as cutoff:
+            try:
+                # Connection: close: the server may close it after answering;
+                # the connection is this call's own either way.
+                response = session.request(
+                    method,
+                    url,
+                    data=form.encoded or None,
+                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close", **headers},
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                failure = self._failure(exc, url, what, form, cutoff)
         if failure is not None:
             # Raised outside the handler, so that it chains nothing: the frames
             # of requests and urllib3 hold the form body in their locals, and
             # error reporters record those. The reason is in the message.
             raise failure
         return response
+
+    def _failure(
+        self, exc: requests.RequestException, url: str, what: str, form: _Form, cutoff: Cutoff
+    ) -> TokenRefreshError:
+        """The error for a call that got no (whole) answer, saying whether the request may have reached Twitch."""
+        reason = _reason(exc, form)
+        if cutoff.expired:
+            said = f"Twitch did not answer the request for {what} within {self.deadline:g} s, the deadline of a token call"
+        elif isinstance(exc, requests.ReadTimeout):
+            said = f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s"
+        elif never_sent(exc):
+            return TokenRefreshError(
+                f"could not reach {url} for {what} ({reason}); check the network or id_url and try again."
+            )
+        else:
+            said = f"the connection to {url} broke during the request for {what}"
+        return TokenRefreshError(
+            f"{said} ({reason}). It may have been applied: if the next try gets 'Invalid refresh token',"
+            " the user must log in again."
+        )
 
     def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
         try:
