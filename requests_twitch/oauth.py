@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from urllib.parse import quote, quote_plus, urlencode
 from typing import Any, Iterable, Mapping
 
@@ -146,13 +147,16 @@ class OAuthClient:
         form = _Form(urlencode({"client_id": self.client_id, "scopes": " ".join(scopes)}), ())
         with self._call("POST", "device", form, "a device code") as response:
             payload = _token_payload(response, "a device code", form)
+        expires_in = _seconds(payload.get("expires_in")) or 1800.0
+        # RFC 8628 §3.5: poll no faster than asked; slower than a minute between polls is no answer.
+        interval = min(_seconds(payload.get("interval")) or 5.0, 60.0)
         try:
             return DeviceCode(
                 device_code=str(payload["device_code"]),
                 user_code=str(payload["user_code"]),
                 verification_uri=str(payload["verification_uri"]),
-                expires_in=float(payload.get("expires_in") or 1800),
-                interval=float(payload.get("interval") or 5),
+                expires_in=expires_in,
+                interval=interval,
             )
         except (KeyError, TypeError, ValueError):
             raise TokenRefreshError("Twitch answered /device without a usable device code.", status_code=200) from None
@@ -310,7 +314,7 @@ def _token_payload(response: requests.Response, what: str, form: _Form) -> dict[
     status = response.status_code
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         payload = None
     if status == 200 and isinstance(payload, dict):
         return payload
@@ -347,26 +351,37 @@ def parse_token_response(
 
     Tolerant where Twitch is inconsistent (docs/twitch.md#token-response-shapes):
     ``expires_in`` may be a number, a numeric string, 0 (does not expire) or
-    absent; a negative or unreadable value is treated as unknown, so Twitch's
-    401 decides. ``scope`` may be a list, a space-separated string, ``[""]``
-    or absent (then the previous token's scopes are kept: a refresh cannot
-    change them). An empty or absent ``refresh_token`` keeps the previous one.
+    absent; a negative, unreadable or unrepresentable value (1e400, NaN) is
+    treated as unknown, so Twitch's 401 decides. ``scope`` may be a list, a
+    space-separated string, ``[""]`` or absent (then the previous token's
+    scopes are kept: a refresh cannot change them). An empty, null or absent
+    ``refresh_token`` keeps the previous one.
+
+    Strict where a token must go into a request: the access and refresh
+    tokens must be plain printable ASCII with no spaces (what an HTTP header
+    can carry); a token with CR/LF, control characters or non-ASCII text
+    would be stored and then break every request.
 
     Raises:
-        ValueError: no usable ``access_token``; the message never holds a value.
+        ValueError: no usable ``access_token``, or a token no header can
+            carry; the message never holds a value.
     """
     if not isinstance(payload, Mapping):
         raise ValueError("the answer is not a JSON object")
     access_token = payload.get("access_token")
-    if not isinstance(access_token, str) or not access_token.strip():
+    if not isinstance(access_token, str) or not access_token:
         raise ValueError("no access_token")
+    if not _sendable(access_token):
+        raise ValueError("the access_token is not plain printable ASCII")
     obtained_at = _clock.now()
     expires_in = _seconds(payload.get("expires_in"))
     refresh_token = payload.get("refresh_token")
     if kind == "app":
         refresh_token = None
-    elif not isinstance(refresh_token, str) or not refresh_token:
+    elif refresh_token is None or refresh_token == "":
         refresh_token = previous.refresh_token if previous is not None else None
+    elif not isinstance(refresh_token, str) or not _sendable(refresh_token):
+        raise ValueError("the refresh_token is not plain printable ASCII")
     scopes = _scopes(payload.get("scope"))
     if scopes is None:
         scopes = previous.scopes if previous is not None else ()
@@ -385,17 +400,25 @@ def parse_token_response(
     )
 
 
+_SENDABLE = re.compile(r"[\x21-\x7e]+")
+"""A token as an HTTP header (``Authorization: Bearer ...``) and a form can carry it: printable ASCII, no spaces."""
+
+
+def _sendable(token: str) -> bool:
+    return _SENDABLE.fullmatch(token) is not None
+
+
 def _seconds(value: Any) -> float | None:
+    """A positive, finite number of seconds from a JSON number or numeric string; None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    try:
+        seconds = float(value.strip() if isinstance(value, str) else value)  # 10**400: OverflowError
+    except (TypeError, ValueError, OverflowError):
         return None
-    return float(value)
+    if not isinstance(value, (int, float, str)) or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds
 
 
 def _scopes(value: Any) -> tuple[str, ...] | None:
@@ -409,15 +432,20 @@ def _scopes(value: Any) -> tuple[str, ...] | None:
 def with_validation(token: Token, answer: Mapping[str, Any]) -> Token:
     """``token`` with what ``/validate`` said about it, checked now.
 
-    Tolerant: ``scopes`` may be null, app tokens have no user, and an
-    ``expires_in`` of 0 means a token that never expires (very old client ids).
+    Tolerant: ``scopes`` may be null, app tokens have no user, an
+    ``expires_in`` of 0 means a token that never expires (very old client
+    ids), and one that is not a positive finite number is ignored.
     """
     checked_at = _clock.now()
     scopes = answer.get("scopes")
     expires_in = answer.get("expires_in")
     expires_at = token.expires_at
     if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-        expires_at = checked_at + expires_in if expires_in > 0 else None
+        seconds = _seconds(expires_in)
+        if expires_in == 0:
+            expires_at = None
+        elif seconds is not None:  # 1e400, NaN or a negative number say nothing: keep what was known
+            expires_at = checked_at + seconds
     login, user_id = answer.get("login"), answer.get("user_id")
     return dataclasses.replace(
         token,

@@ -1,4 +1,4 @@
-"""Faults of the token endpoint: trickling and silent answers, stale connections, dropped answers.
+"""Faults of the token endpoint: trickling and silent answers, stale connections, dropped answers, bad answers.
 
 Tiny local servers play the endpoint (127.0.0.1 only); each records what it received, so
 the tests can say how many refresh requests reached "Twitch".
@@ -6,6 +6,9 @@ the tests can say how many refresh requests reached "Twitch".
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import shutil
 import socket
 import ssl
@@ -13,16 +16,18 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from requests_twitch import JSONTokenStore, TokenRefreshError, TwitchAuth
-from requests_twitch.oauth import OAuthClient
+from requests_twitch import JSONTokenStore, Token, TokenRefreshError, TwitchAuth
+from requests_twitch.oauth import OAuthClient, parse_token_response, with_validation
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import INVALID_TOKEN_401
+from _helpers import INVALID_TOKEN_401, Seeded
 
 Answer = Callable[[socket.socket, threading.Event], None]
 """Writes the answer to one request on the socket; ``stopped`` is set when the test is over."""
@@ -278,3 +283,138 @@ def test_a_refused_connection_says_nothing_reached_twitch() -> None:
         oauth.refresh("old-refresh")
     assert info.value.status_code is None and "may have been applied" not in str(info.value)
     assert isinstance(info.value, requests.RequestException)
+
+
+# -- bad answers ------------------------------------------------------------------------
+
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+"""What an HTTP header value can carry as a bearer token: printable ASCII, no spaces."""
+
+UNSENDABLE_TOKENS = [
+    "abc\r\nX-Injected: 1",
+    "abc\ndef",
+    "abc\x00def",
+    "abc\x7fdef",
+    "abc def",
+    " abc",
+    "jeton-\u00e9t\u00e9",  # Latin-1, not ASCII
+    "\u4ee4\u724c",  # not Latin-1 at all
+    "abc\u2028def",
+    "\t",
+]
+
+
+@pytest.mark.parametrize("bad", UNSENDABLE_TOKENS)
+@pytest.mark.parametrize("field", ["access_token", "refresh_token"])
+def test_a_token_no_header_can_carry_is_refused_and_never_stored(
+    fake_twitch: FakeTwitch, seeded: Seeded, token_file: Path, field: str, bad: str
+) -> None:
+    """A refresh answered with a token that is not plain printable ASCII fails the request with a typed
+    error that does not repeat it; the stored token is left as it was, and no request breaks later."""
+    auth, user = seeded()
+    assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+    answer = {"access_token": "good-access", "refresh_token": "good-refresh", "expires_in": 14000, field: bad}
+    fake_twitch.queue_response("/oauth2/token", 200, json.dumps(answer))
+    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    with pytest.raises(TokenRefreshError, match=f"{field} .*printable ASCII") as info:
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert bad not in str(info.value) and info.value.status_code == 200
+    stored = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
+    assert stored is not None
+    assert (stored.access_token, stored.refresh_token) == (user.access_token, user.refresh_token)
+    assert "good-access" not in token_file.read_text()
+    assert fake_twitch.calls["refresh_token"] == 1
+
+
+@pytest.mark.parametrize("bad", UNSENDABLE_TOKENS)
+def test_an_app_token_no_header_can_carry_is_refused(fake_twitch: FakeTwitch, bad: str) -> None:
+    """The same for a minted app token."""
+    fake_twitch.queue_response("/oauth2/token", 200, json.dumps({"access_token": bad, "expires_in": 5000000}))
+    with pytest.raises(TokenRefreshError, match="access_token .*printable ASCII"):
+        OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url).client_credentials()
+
+
+@pytest.mark.parametrize("refresh_token", [5, ["r"], {"r": 1}, True])
+def test_a_refresh_token_that_is_not_a_string_is_refused(refresh_token: object) -> None:
+    """Not a string is not "absent": keeping the previous (maybe spent) refresh token would hide the fault."""
+    previous = Token("old", refresh_token="r-old")
+    with pytest.raises(ValueError, match="refresh_token"):
+        parse_token_response({"access_token": "a", "refresh_token": refresh_token}, previous=previous)
+
+
+HOSTILE_NUMBERS = ["1e400", "-1e400", "NaN", "Infinity", str(10**400), str(-(10**400)), "1e308", '"1e400"',
+                   f'"{10**400}"', '"nan"']
+
+
+@pytest.mark.parametrize("number", HOSTILE_NUMBERS)
+def test_a_hostile_expires_in_is_an_unknown_expiry(fake_twitch: FakeTwitch, number: str) -> None:
+    """``expires_in`` of 1e400, 10**400, NaN (as JSON numbers or strings): the token is good, its expiry
+    unknown or far away, never an OverflowError; Twitch's 401 decides when it dies."""
+    body = '{"access_token": "good-access", "expires_in": %s}' % number
+    fake_twitch.queue_response("/oauth2/token", 200, body)
+    token = OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url).client_credentials()
+    assert token.access_token == "good-access"
+    assert token.expires_at is None or math.isfinite(token.expires_at)
+    assert Token.from_dict(json.loads(json.dumps(token.to_dict()))) == token
+
+
+@pytest.mark.parametrize("number", HOSTILE_NUMBERS)
+def test_a_hostile_expires_in_from_validate_keeps_what_was_known(number: str) -> None:
+    """The same in ``/validate``'s answer: the expiry known before is kept."""
+    token = Token("a", refresh_token="r", expires_at=5000.0, obtained_at=1000.0)
+    checked = with_validation(token, json.loads('{"client_id": "c", "scopes": [], "expires_in": %s}' % number))
+    assert checked.expires_at in (5000.0, None) or math.isfinite(checked.expires_at)  # type: ignore[arg-type]
+    assert checked.expires_at == 5000.0 or number == "1e308"
+
+
+@pytest.mark.parametrize("field, number", [("expires_in", str(10**400)), ("interval", str(10**400)),
+                                           ("interval", "1e400"), ("expires_in", "NaN"), ("interval", "-5")])
+def test_a_hostile_device_answer_gets_sound_numbers(fake_twitch: FakeTwitch, field: str, number: str) -> None:
+    """/device's numbers are bounded: never an OverflowError, never a wait longer than a minute between polls."""
+    answer = {"device_code": "d", "user_code": "ABCD", "verification_uri": "https://www.twitch.tv/activate",
+              "expires_in": 1800, "interval": 5}
+    body = json.dumps(answer).replace(f'"{field}": {answer[field]}', f'"{field}": {number}')
+    fake_twitch.queue_response("/oauth2/device", 200, body)
+    device = OAuthClient(fake_twitch.public_client_id, id_url=fake_twitch.id_url).start_device()
+    assert 0 < device.interval <= 60 and 0 < device.expires_in and math.isfinite(device.expires_in)
+
+
+def test_a_deeply_nested_answer_is_a_typed_error(fake_twitch: FakeTwitch) -> None:
+    """JSON nested a hundred thousand deep gives a TokenRefreshError, not a RecursionError."""
+    fake_twitch.queue_response("/oauth2/token", 200, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(TokenRefreshError, match="not with a JSON object"):
+        OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url).client_credentials()
+
+
+json_scalars = (st.none() | st.booleans() | st.integers() | st.integers(10**300, 10**500) | st.floats()
+                | st.text() | st.sampled_from(UNSENDABLE_TOKENS))
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=6)
+answers = st.fixed_dictionaries(
+    {},
+    optional={
+        "access_token": json_values | st.text(alphabet=st.characters(max_codepoint=0x7F)),
+        "refresh_token": json_values | st.text(alphabet=st.characters(max_codepoint=0x7F)),
+        "expires_in": json_values | st.floats().map(str) | st.integers(-(10**500), 10**500).map(str),
+        "scope": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(answers, st.sampled_from(["user", "app"]))
+def test_any_answer_gives_a_token_a_header_can_carry_or_a_value_error(payload: dict[str, Any], kind: str) -> None:
+    """Whatever Twitch answers, the parser returns a Token whose tokens an HTTP header can carry and whose
+    expiry is finite or unknown, or raises ValueError; nothing else (no OverflowError, no TypeError)."""
+    previous = Token("previous", refresh_token="r-previous")
+    try:
+        token = parse_token_response(payload, kind=kind, previous=previous)  # type: ignore[arg-type]
+    except ValueError as exc:
+        for value in (payload.get("access_token"), payload.get("refresh_token")):
+            if isinstance(value, str) and len(value) > 3:
+                assert value not in str(exc)
+        return
+    assert HEADER_SAFE.fullmatch(token.access_token)
+    assert token.refresh_token is None or HEADER_SAFE.fullmatch(token.refresh_token)
+    assert token.expires_at is None or math.isfinite(token.expires_at)
+    requests.Request("GET", "http://127.0.0.1/", headers={"Authorization": f"Bearer {token.access_token}"}).prepare()
+    assert Token.from_dict(json.loads(json.dumps(token.to_dict()))) == token
