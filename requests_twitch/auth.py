@@ -16,6 +16,10 @@ The path of a token, from the store to the ``Authorization`` header:
 Nothing that belongs to one request is kept on the auth object, which many
 threads share: each request carries its own token in its own headers, and a
 request that was replayed carries no 401 hook any more (:func:`_replayed`).
+
+Tokens are held as :class:`~requests_twitch.token.Redacted` strings, header
+values included, so that no traceback's locals show one: not this module's
+frames, nor requests' and urllib3's below them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from requests.utils import rewind_body
 
 from .credentials import TwitchCredentials
 from .oauth import DEFAULT_API_URL
-from .token import Token
+from .token import Redacted, Token
 
 __all__ = ["Action", "TwitchAuth", "decide"]
 
@@ -135,6 +139,9 @@ class TwitchAuth(AuthBase):
         api_url: str = DEFAULT_API_URL,
         **credential_kwargs: Any,
     ) -> None:
+        # The secrets in these arguments stay out of this frame's locals (TwitchCredentials may raise).
+        client_secret = Redacted.of(client_secret)
+        credential_kwargs = {k: _redact_argument(k, v) for k, v in credential_kwargs.items()}
         if credentials is None:
             if client_id is None:
                 raise TypeError("TwitchAuth needs a client_id, or credentials=TwitchCredentials(...)")
@@ -171,13 +178,16 @@ class TwitchAuth(AuthBase):
         return cls(credentials=credentials, api_url=api_url)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(credentials={self.credentials!r}, api_url={self.api_url!r})"
+        # getattr: repr'd in the locals of a traceback of __init__ too.
+        credentials, api_url = getattr(self, "credentials", None), getattr(self, "api_url", None)
+        return f"{type(self).__name__}(credentials={credentials!r}, api_url={api_url!r})"
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._is_api(r.url):
             return r
         credentials = self.credentials
-        r.headers["Authorization"] = f"Bearer {credentials.token.access_token}"  # capital B: Helix rejects "bearer"
+        # Capital B: Helix rejects "bearer". Redacted: a header value shows in the locals of requests' frames.
+        r.headers["Authorization"] = Redacted(f"Bearer {credentials.token.access_token}")
         r.headers["Client-Id"] = credentials.client_id
         # register_hook() for both, without its isinstance check per call: this runs on every request.
         r.hooks["response"].extend(self._hooks)
@@ -250,7 +260,7 @@ class TwitchAuth(AuthBase):
         if jar is not None:
             extract_cookies_to_jar(jar, r.request, r.raw)
             prep.prepare_cookies(jar)
-        prep.headers["Authorization"] = f"Bearer {token.access_token}"
+        prep.headers["Authorization"] = Redacted(f"Bearer {token.access_token}")
         # One replay per request: the copy, and the request whose copies
         # requests sends to follow a redirect, get hooks without handle_401
         # (a new dict: copies share the old one, and it may be mid-dispatch).
@@ -351,11 +361,16 @@ class _AfterReplay(requests.Response):
         self.__dict__["_history"] = responses
 
 
-def _sent_token(request: requests.PreparedRequest) -> str | None:
+def _sent_token(request: requests.PreparedRequest) -> Redacted | None:
     header = request.headers.get("Authorization", "")
     if isinstance(header, bytes):
         header = header.decode("latin-1")
-    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+    return Redacted(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
+
+
+def _redact_argument(name: str, value: Any) -> Any:
+    """A keyword argument of TwitchCredentials, its secrets as :class:`Redacted` strings."""
+    return Redacted(value) if name in ("access_token", "refresh_token") and type(value) is str else value
 
 
 def _twitch_message(r: requests.Response) -> str | None:

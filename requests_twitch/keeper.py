@@ -31,7 +31,7 @@ from . import _clock
 from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
 from .oauth import OAuthClient, with_validation
 from .stores import TokenStore
-from .token import Token
+from .token import Redacted, Token
 
 __all__ = ["RETRY_AFTER", "Step", "TokenKeeper", "next_step"]
 
@@ -161,6 +161,7 @@ class TokenKeeper:
         token, calls Twitch only if it is still the one that failed, and
         saves the result before releasing the lock.
         """
+        failed = Redacted.of(failed)  # a token: never in a traceback's locals
         self.save_unsaved()
         renewed: tuple[Token, Token] | None = None
         with self._flight_lock():  # threads of this process queue in memory
@@ -236,6 +237,7 @@ class TokenKeeper:
 
     def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
         """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+        failed = Redacted.of(failed)
         stored = self.store.load(self.oauth.client_id, self.account)
         now = _clock.now()
         step = next_step(
@@ -324,6 +326,7 @@ class TokenKeeper:
             log.warning("could not record the failed renewal in %r: %s", self.store, store_exc)
 
     def _save(self, failed: str | None, token: Token) -> None:
+        failed = Redacted.of(failed)
         try:
             self.store.save(self.oauth.client_id, self.account, token)
         except TokenStoreError as exc:

@@ -27,7 +27,7 @@ import requests
 from . import _clock
 from ._transport import Cutoff, never_sent, token_call_session
 from .exceptions import TokenRefreshError, TwitchAuthError
-from .token import Kind, Token
+from .token import Kind, Redacted, Token
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -117,8 +117,8 @@ class OAuthClient:
                 " pass client_secret, or a user token (access_token/refresh_token)."
             )
         form = self._form("client_credentials", scope=list(scopes) or None)
-        payload = self._post_token(form, "an app token")
-        return self._parse(payload, kind="app", previous=None)
+        answer = self._post_token(form, "an app token")
+        return self._parse(answer, kind="app", previous=None)
 
     def refresh(self, refresh_token: str, previous: Token | None = None) -> Token:
         """Trade a refresh token for a new user token.
@@ -129,8 +129,8 @@ class OAuthClient:
         """
         form = self._form("refresh_token", refresh_token=refresh_token)
         del refresh_token  # from here on only in the form, whose repr is redacted
-        payload = self._post_token(form, "a refreshed user token")
-        return self._parse(payload, kind="user", previous=previous)
+        answer = self._post_token(form, "a refreshed user token")
+        return self._parse(answer, kind="user", previous=previous)
 
     def exchange_code(self, code: str, redirect_uri: str) -> Token:
         """Trade an authorization code (from the browser flow's redirect) for a user token."""
@@ -139,22 +139,23 @@ class OAuthClient:
                 "the authorization code flow needs the client secret; a public client logs in with login_device."
             )
         form = self._form("authorization_code", code=code, redirect_uri=redirect_uri)
-        payload = self._post_token(form, "a user token for the authorization code")
-        return self._parse(payload, kind="user", previous=None)
+        del code  # from here on only in the form, whose repr is redacted
+        answer = self._post_token(form, "a user token for the authorization code")
+        return self._parse(answer, kind="user", previous=None)
 
     def start_device(self, scopes: Iterable[str] = ()) -> DeviceCode:
         """Start the device code flow: POST /device with ``scopes`` (Twitch's plural name)."""
         form = _Form(urlencode({"client_id": self.client_id, "scopes": " ".join(scopes)}), ())
         with self._call("POST", "device", form, "a device code") as response:
-            payload = _token_payload(response, "a device code", form)
-        expires_in = _seconds(payload.get("expires_in")) or 1800.0
+            answer = _token_payload(response, "a device code", form)
+        expires_in = _seconds(answer.data.get("expires_in")) or 1800.0
         # RFC 8628 §3.5: poll no faster than asked; slower than a minute between polls is no answer.
-        interval = min(_seconds(payload.get("interval")) or 5.0, 60.0)
+        interval = min(_seconds(answer.data.get("interval")) or 5.0, 60.0)
         try:
             return DeviceCode(
-                device_code=str(payload["device_code"]),
-                user_code=str(payload["user_code"]),
-                verification_uri=str(payload["verification_uri"]),
+                device_code=str(answer.data["device_code"]),
+                user_code=str(answer.data["user_code"]),
+                verification_uri=str(answer.data["verification_uri"]),
                 expires_in=expires_in,
                 interval=interval,
             )
@@ -170,8 +171,8 @@ class OAuthClient:
                 or Twitch's reason to stop ("invalid device code", ...).
         """
         form = self._form(DEVICE_GRANT, device_code=device.device_code, scopes=" ".join(scopes) or None)
-        payload = self._post_token(form, "the user token of the device code")
-        return self._parse(payload, kind="user", previous=None)
+        answer = self._post_token(form, "the user token of the device code")
+        return self._parse(answer, kind="user", previous=None)
 
     def validate(self, access_token: str) -> dict[str, Any] | None:
         """GET /validate (``Authorization: OAuth``, not Bearer): Twitch's answer, or None if the token is dead.
@@ -179,15 +180,18 @@ class OAuthClient:
         Raises:
             TokenRefreshError: Twitch could not be reached, or answered neither 200 nor 401.
         """
-        form = _Form("", (access_token,))
-        with self._call("GET", "validate", form, "validating the token", Authorization=f"OAuth {access_token}") as r:
+        form = _Form("", (access_token,), {"Authorization": Redacted(f"OAuth {access_token}")})
+        del access_token  # from here on only in the form, whose repr is redacted
+        with self._call("GET", "validate", form, "validating the token") as r:
             if r.status_code == 401:
                 return None
-            return _token_payload(r, "validating the token", form)
+            answer: dict[str, Any] = _token_payload(r, "validating the token", form).data
+            return answer
 
     def revoke(self, access_token: str) -> None:
         """POST /revoke. A token Twitch no longer knows counts as revoked."""
         form = _Form(urlencode({"client_id": self.client_id, "token": access_token}), (access_token,))
+        del access_token  # from here on only in the form, whose repr is redacted
         with self._call("POST", "revoke", form, "revoking the token") as response:
             if response.status_code == 400:  # "Invalid token": already dead, which is what was asked
                 return
@@ -209,12 +213,15 @@ class OAuthClient:
         )
         return _Form(encoded, secrets)
 
-    def _post_token(self, form: _Form, what: str) -> dict[str, Any]:
+    def _post_token(self, form: _Form, what: str) -> _Answer:
         with self._call("POST", "token", form, what) as response:
             return _token_payload(response, what, form)
 
-    def _call(self, method: str, path: str, form: _Form, what: str, **headers: str) -> requests.Response:
-        """One call to id.twitch.tv, on a new connection, within :attr:`deadline`; no answer raises TokenRefreshError."""
+    def _call(self, method: str, path: str, form: _Form, what: str) -> requests.Response:
+        """One call to id.twitch.tv, on a connection of its own, within :attr:`deadline`.
+
+        Raises TokenRefreshError when no whole answer came.
+        """
         url = f"{self.id_url}/{path}"
         failure = None
         with token_call_session() as session, Cutoff(self.deadline) as cutoff:
@@ -225,7 +232,8 @@ class OAuthClient:
                     method,
                     url,
                     data=form.encoded or None,
-                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close", **headers},
+                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close",
+                             **form.headers},
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -244,7 +252,7 @@ class OAuthClient:
         """The error for a call that got no (whole) answer, saying whether the request may have reached Twitch."""
         reason = _reason(exc, form)
         if cutoff.expired:
-            said = f"Twitch did not answer the request for {what} within {self.deadline:g} s, the deadline of a token call"
+            said = f"Twitch did not answer the request for {what} within {self.deadline:g} s (a token call's deadline)"
         elif isinstance(exc, requests.ReadTimeout):
             said = f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s"
         elif never_sent(exc):
@@ -258,13 +266,13 @@ class OAuthClient:
             " the user must log in again."
         )
 
-    def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
+    def _parse(self, answer: _Answer, *, kind: Kind, previous: Token | None) -> Token:
         try:
-            return parse_token_response(payload, kind=kind, previous=previous)
+            return parse_token_response(answer.data, kind=kind, previous=previous)
         except ValueError as exc:
-            raise TokenRefreshError(
-                f"Twitch answered HTTP 200 but not with a usable token ({exc}).", status_code=200
-            ) from None
+            reason = str(exc)  # never a value (parse_token_response's promise)
+        # Raised outside the handler: the parser's frame holds the tokens Twitch sent.
+        raise TokenRefreshError(f"Twitch answered HTTP 200 but not with a usable token ({reason}).", status_code=200)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,17 +287,18 @@ class DeviceCode:
 
 
 class _Form:
-    """A token request body and the secrets in it, with a redacted repr.
+    """A token request's body and extra headers, and the secrets in them, with a redacted repr.
 
     Error reporters that record the local variables of a traceback (Sentry
     does by default) see ``<form: redacted>``, not the client secret.
     """
 
-    __slots__ = ("encoded", "secrets")
+    __slots__ = ("encoded", "secrets", "headers")
 
-    def __init__(self, encoded: str, secrets: tuple[str, ...]) -> None:
+    def __init__(self, encoded: str, secrets: tuple[str, ...], headers: dict[str, str] | None = None) -> None:
         self.encoded = encoded
         self.secrets = secrets
+        self.headers = headers or {}
 
     def __repr__(self) -> str:
         return "<form: redacted>"
@@ -309,16 +318,28 @@ def _reason(exc: Exception, form: _Form) -> str:
     return form.redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
-def _token_payload(response: requests.Response, what: str, form: _Form) -> dict[str, Any]:
+class _Answer:
+    """The JSON Twitch answered (None: not JSON), with a redacted repr: a token answer holds the new tokens."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "<answer: redacted>"
+
+
+def _token_payload(response: requests.Response, what: str, form: _Form) -> _Answer:
     """Return the JSON object of a 200 answer, or raise TokenRefreshError with Twitch's message."""
     status = response.status_code
     try:
-        payload = response.json()
+        answer = _Answer(response.json())
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-        payload = None
-    if status == 200 and isinstance(payload, dict):
-        return payload
-    message = payload.get("message") if isinstance(payload, dict) else None
+        answer = _Answer(None)
+    if status == 200 and isinstance(answer.data, dict):
+        return answer
+    message = answer.data.get("message") if isinstance(answer.data, dict) else None
     if not isinstance(message, str) or not message:
         message = None
     else:
