@@ -229,10 +229,10 @@ def test_a_silent_token_endpoint_fails_the_call_at_its_deadline(serve: Callable[
 def test_a_call_that_finishes_in_time_is_not_cut_later(serve: Callable[..., TinyServer]) -> None:
     """The deadline of a call that finished is gone: the next call on the same client gets its own."""
     server = serve(keep_alive)
-    oauth = OAuthClient("cid", "secret", id_url=server.id_url, deadline=0.5)
+    oauth = OAuthClient("cid", "secret", id_url=server.id_url, deadline=1.0)
     for _ in range(3):
         assert oauth.refresh("old-refresh").access_token == "new-access"
-        time.sleep(0.3)  # longer, in all, than one deadline
+        time.sleep(0.4)  # longer, in all, than one deadline
 
 
 def test_the_deadline_is_documented_and_bounds_the_per_read_timeout() -> None:
