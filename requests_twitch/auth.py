@@ -14,7 +14,12 @@ The path of a token, from the store to the ``Authorization`` header:
    ``response.history`` (the recipe of requests' ``HTTPDigestAuth``).
 
 Nothing that belongs to one request is kept on the auth object, which many
-threads share: each request carries its own token in its own headers.
+threads share: each request carries its own token in its own headers, and a
+request that was replayed carries no 401 hook any more (:func:`_replayed`).
+
+Tokens are held as :class:`~requests_twitch.token.Redacted` strings, header
+values included, so that no traceback's locals show one: not this module's
+frames, nor requests' and urllib3's below them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from requests.utils import rewind_body
 
 from .credentials import TwitchCredentials
 from .oauth import DEFAULT_API_URL
-from .token import Token
+from .token import Redacted, Token
 
 __all__ = ["Action", "TwitchAuth", "decide"]
 
@@ -134,6 +139,9 @@ class TwitchAuth(AuthBase):
         api_url: str = DEFAULT_API_URL,
         **credential_kwargs: Any,
     ) -> None:
+        # The secrets in these arguments stay out of this frame's locals (TwitchCredentials may raise).
+        client_secret = Redacted.of(client_secret)
+        credential_kwargs = {k: _redact_argument(k, v) for k, v in credential_kwargs.items()}
         if credentials is None:
             if client_id is None:
                 raise TypeError("TwitchAuth needs a client_id, or credentials=TwitchCredentials(...)")
@@ -170,13 +178,16 @@ class TwitchAuth(AuthBase):
         return cls(credentials=credentials, api_url=api_url)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(credentials={self.credentials!r}, api_url={self.api_url!r})"
+        # getattr: repr'd in the locals of a traceback of __init__ too.
+        credentials, api_url = getattr(self, "credentials", None), getattr(self, "api_url", None)
+        return f"{type(self).__name__}(credentials={credentials!r}, api_url={api_url!r})"
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._is_api(r.url):
             return r
         credentials = self.credentials
-        r.headers["Authorization"] = f"Bearer {credentials.token.access_token}"  # capital B: Helix rejects "bearer"
+        # Capital B: Helix rejects "bearer". Redacted: a header value shows in the locals of requests' frames.
+        r.headers["Authorization"] = Redacted(f"Bearer {credentials.token.access_token}")
         r.headers["Client-Id"] = credentials.client_id
         # register_hook() for both, without its isinstance check per call: this runs on every request.
         r.hooks["response"].extend(self._hooks)
@@ -185,10 +196,19 @@ class TwitchAuth(AuthBase):
     # -- the response hooks (per request: nothing is kept on self) ---------------
 
     def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        """On a 401 from the API that a new token can cure, renew the token (or adopt a newer one) and replay once."""
+        """On a 401 from the API that a new token can cure, renew the token (or adopt a newer one) and replay once.
+
+        Once per request, however often the hooks run: a request that was
+        replayed, its replay and the redirects requests follows from it carry
+        no 401 hook any more, so a second dispatch of the hooks on any of
+        their responses (requests-cache's ``CachedSession`` makes one) leaves
+        the response alone.
+        """
         if r.status_code != 401:  # the per-response path: one comparison
             return r
-        if not self._is_api(r.request.url):
+        if not self._is_api(r.request.url) or _replayed(r.request, self.handle_401):
+            return r
+        if getattr(r, "connection", None) is None:  # not from an adapter (a cached 401): nothing to replay on
             return r
         credentials = self.credentials
         sent = _sent_token(r.request)
@@ -240,23 +260,117 @@ class TwitchAuth(AuthBase):
         if jar is not None:
             extract_cookies_to_jar(jar, r.request, r.raw)
             prep.prepare_cookies(jar)
-        prep.headers["Authorization"] = f"Bearer {token.access_token}"
-        replayed = r.connection.send(prep, **kwargs)  # the adapter runs no hooks: no second replay
-        replayed.history.append(r)
-        replayed.request = prep
+        prep.headers["Authorization"] = Redacted(f"Bearer {token.access_token}")
+        # One replay per request: the copy, and the request whose copies
+        # requests sends to follow a redirect, get hooks without handle_401
+        # (a new dict: copies share the old one, and it may be mid-dispatch).
+        keep = _KeepReplayed401(r)
+        prep.hooks = r.request.hooks = _hooks_after_replay(r.request.hooks, self.handle_401, keep)
+        # The adapter takes only these; a session that dispatches the hooks
+        # itself may pass its own send()'s arguments (allow_redirects...).
+        sent = r.connection.send(prep, **{k: kwargs[k] for k in _ADAPTER_ARGS if k in kwargs})
+        sent.request = prep
+        replayed = keep.adopt(sent)  # the adapter runs no hooks: no second replay
         if replayed.is_redirect:
             # requests follows it with a copy of the original request: give
             # that the new token, or strip its credentials off the origin.
-            r.request.headers["Authorization"] = prep.headers["Authorization"]
-            self._drop_credentials_if_leaving(replayed, r.request)
+            # The 401 in history keeps a copy of the request as it was sent.
+            original, r.request = r.request, r.request.copy()
+            original.headers["Authorization"] = prep.headers["Authorization"]
+            self._drop_credentials_if_leaving(replayed, original)
         return replayed
 
 
-def _sent_token(request: requests.PreparedRequest) -> str | None:
+_ADAPTER_ARGS = ("stream", "timeout", "verify", "cert", "proxies")
+"""The keyword arguments of ``HTTPAdapter.send``: all a replay passes on."""
+
+
+def _replayed(request: requests.PreparedRequest, handle_401: Any) -> bool:
+    """Whether ``request`` was replayed already (or is a replay, or a redirect of one): it lost ``handle_401``.
+
+    The mark travels with the request and every copy requests makes of it,
+    never on the auth object that many threads share.
+    """
+    hooks = getattr(request, "hooks", None)
+    response_hooks = hooks.get("response") if isinstance(hooks, Mapping) else None
+    return not isinstance(response_hooks, list) or handle_401 not in response_hooks
+
+
+def _hooks_after_replay(hooks: Mapping[str, Any], handle_401: Any, keep: _KeepReplayed401) -> dict[str, Any]:
+    """The hooks of a replayed request: the same, without ``handle_401``, and with ``keep`` last."""
+    return {**hooks, "response": [h for h in hooks.get("response", []) if h != handle_401] + [keep]}
+
+
+class _KeepReplayed401:
+    """A response hook that keeps the replayed 401 in the history of the responses after it.
+
+    requests sets ``history`` itself after the hooks ran, from the responses
+    they returned (``Session.resolve_redirects``, ``Session.send``): a replay
+    that is redirected, or a replay at the end of a redirect, would lose the
+    401 that ``handle_401`` consumed. The responses after it are made
+    :class:`_AfterReplay` responses, which put it back whenever requests sets
+    their history. Per request: it lives in that request's hooks.
+    """
+
+    def __init__(self, unauthorized: requests.Response) -> None:
+        self.unauthorized = unauthorized
+        self.replayed: requests.Response | None = None
+
+    def adopt(self, replayed: requests.Response) -> _AfterReplay:
+        """The replay's own response, with the 401 as the last of its history."""
+        adopted = _AfterReplay.adopt(replayed, self.unauthorized, after=None)
+        self.replayed = adopted
+        return adopted
+
+    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        if r is self.replayed or isinstance(r, _AfterReplay):
+            return r
+        return _AfterReplay.adopt(r, self.unauthorized, after=self.replayed)
+
+
+class _AfterReplay(requests.Response):
+    """A response at or after a replay, whose history always holds the replayed 401, just before the replay."""
+
+    _unauthorized: requests.Response | None = None  # None on a copy unpickled elsewhere: history as given
+    _after: requests.Response | None = None  # the replay's response (None: this is it)
+
+    @classmethod
+    def adopt(
+        cls, response: requests.Response, unauthorized: requests.Response, *, after: requests.Response | None
+    ) -> _AfterReplay:
+        adopted = cls.__new__(cls)
+        state = dict(vars(response))
+        history = state.pop("history", [])
+        adopted.__dict__.update(state)
+        adopted._unauthorized, adopted._after = unauthorized, after
+        adopted.history = history
+        return adopted
+
+    @property
+    def history(self) -> list[requests.Response]:
+        history: list[requests.Response] = self.__dict__["_history"]
+        return history
+
+    @history.setter
+    def history(self, responses: list[requests.Response]) -> None:
+        responses = list(responses)
+        unauthorized = self._unauthorized
+        if unauthorized is not None and not any(h is unauthorized for h in responses):
+            at = next((i for i, h in enumerate(responses) if h is self._after), len(responses))
+            responses.insert(at, unauthorized)
+        self.__dict__["_history"] = responses
+
+
+def _sent_token(request: requests.PreparedRequest) -> Redacted | None:
     header = request.headers.get("Authorization", "")
     if isinstance(header, bytes):
         header = header.decode("latin-1")
-    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+    return Redacted(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
+
+
+def _redact_argument(name: str, value: Any) -> Any:
+    """A keyword argument of TwitchCredentials, its secrets as :class:`Redacted` strings."""
+    return Redacted(value) if name in ("access_token", "refresh_token") and type(value) is str else value
 
 
 def _twitch_message(r: requests.Response) -> str | None:

@@ -18,7 +18,7 @@ from .keeper import OnRefresh, TokenKeeper
 from .login import Prompt
 from .oauth import DEFAULT_ID_URL, OAuthClient, with_validation
 from .stores import JSONTokenStore, TokenStore, open_store
-from .token import Kind, Token
+from .token import Kind, Redacted, Token
 
 __all__ = ["EXPIRY_MARGIN", "VALIDATE_EVERY", "TwitchCredentials"]
 
@@ -92,6 +92,8 @@ class TwitchCredentials:
         id_url: str = DEFAULT_ID_URL,
         validate_every: float | None = VALIDATE_EVERY,
     ) -> None:
+        # Secrets stay out of this frame's locals, and the seed's (it may be stored).
+        client_secret, access_token, refresh_token = map(Redacted.of, (client_secret, access_token, refresh_token))
         if not isinstance(client_id, str) or not client_id:
             raise ValueError("client_id must be a non-empty string")
         if store is not None and token_file is not None:
@@ -142,7 +144,10 @@ class TwitchCredentials:
         return cls(client_id, kwargs.pop("client_secret", None), **kwargs)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(client_id={self.client_id!r}, account={self.account!r}, store={self.store!r})"
+        keeper = getattr(self, "_keeper", None)  # repr'd in the locals of a traceback of __init__ too
+        account, store = (keeper.account, keeper.store) if keeper is not None else (None, None)
+        client_id = getattr(self, "client_id", None)
+        return f"{type(self).__name__}(client_id={client_id!r}, account={account!r}, store={store!r})"
 
     @property
     def account(self) -> str:
@@ -227,6 +232,7 @@ class TwitchCredentials:
         :class:`~requests_twitch.TwitchAuth` calls on a 401.
         """
         self._used = True
+        failed = Redacted.of(failed)  # a token: never in a traceback's locals
         return self._keeper.renew(failed)
 
     def refresh(self) -> Token:

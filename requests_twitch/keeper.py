@@ -32,7 +32,7 @@ from . import _clock
 from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
 from .oauth import OAuthClient, with_validation
 from .stores import TokenStore
-from .token import Token
+from .token import Redacted, Token
 
 __all__ = ["RETRY_AFTER", "Step", "TokenKeeper", "next_step"]
 
@@ -208,6 +208,7 @@ class TokenKeeper:
         deadline, :attr:`TokenStore.lock_timeout` from the call, however many
         threads of this process queue before this one.
         """
+        failed = Redacted.of(failed)  # a token: never in a traceback's locals
         deadline = _clock.monotonic() + self.store.lock_timeout
         renewed: tuple[Token, Token] | None = None
         flight = self._flight_lock()
@@ -300,6 +301,7 @@ class TokenKeeper:
 
     def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
         """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+        failed = Redacted.of(failed)
         stored = self._read_held()
         now = _clock.now()
         step = next_step(
@@ -398,6 +400,7 @@ class TokenKeeper:
         so that no other process spends the stored refresh token again
         (twitchdev/issues#903); they get a typed timeout error instead.
         """
+        failed = Redacted.of(failed)
         try:
             self.store.save(self.oauth.client_id, self.account, token)
         except TokenStoreError as exc:

@@ -7,6 +7,10 @@ answers are parsed here, because Twitch's are not RFC 6749: errors are
 ``{"status": 400, "message": "Invalid refresh token"}`` with no ``error``
 key, and ``scope``/``expires_in`` come in several shapes
 (docs/twitch.md#token-endpoint-errors).
+
+Every token call ends within :data:`DEADLINE` (30 s), answered or not, and
+goes out on a connection of its own, never a pooled one
+(docs/single-flight.md#deadlines-and-connections).
 """
 
 from __future__ import annotations
@@ -14,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from urllib.parse import quote, quote_plus, urlencode
 from typing import Any, Iterable, Mapping
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from . import _clock
+from ._transport import Cutoff, never_sent, token_call_session
 from .exceptions import TokenRefreshError, TwitchAuthError
-from .token import Kind, Token
+from .token import Kind, Redacted, Token
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -40,7 +44,16 @@ DEFAULT_ID_URL = "https://id.twitch.tv/oauth2"
 DEFAULT_API_URL = "https://api.twitch.tv/helix"
 
 TIMEOUT = (5.0, 30.0)
-"""(connect, read) seconds for every token call; shorter than the store's lock timeout."""
+"""(connect, read) seconds for each connection attempt and each read of a token call."""
+
+DEADLINE = 30.0
+"""Seconds a whole token call may take, from the first connection attempt to the last byte of the answer.
+
+A read timeout bounds each read, not the call: an endpoint that trickles its
+answer a byte a second would hold the store's lock (60 s by default) for as
+long as it likes. At the deadline the call's connection is shut down, and the
+call fails with a TokenRefreshError that says a refresh may have been applied.
+"""
 
 _FORM = "application/x-www-form-urlencoded"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -59,27 +72,6 @@ _HINTS = {
 }
 
 
-def _session() -> requests.Session:
-    """A plain session for token calls, with retries only where they are surely safe.
-
-    urllib3 retries a connection that could not be established (the request
-    never reached Twitch), never a read error or timeout: after those the
-    refresh may have been applied, and a single-use refresh token may be spent.
-    """
-    session = requests.Session()
-    retry = Retry(total=None, connect=2, read=False, redirect=0, status=0, other=0, backoff_factor=0.2)
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
-    session.auth = _no_auth
-    return session
-
-
-def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
-    return r
-
-
 class OAuthClient:
     """The token endpoints of id.twitch.tv, for one client id.
 
@@ -87,7 +79,8 @@ class OAuthClient:
         client_id: the application's client id.
         client_secret: its secret; None for a public client.
         id_url: the OAuth base URL (``https://id.twitch.tv/oauth2``).
-        timeout: (connect, read) seconds for every call.
+        timeout: (connect, read) seconds for each connection attempt and each read.
+        deadline: seconds each call may take in all (default :data:`DEADLINE`, 30 s).
     """
 
     def __init__(
@@ -97,19 +90,19 @@ class OAuthClient:
         *,
         id_url: str = DEFAULT_ID_URL,
         timeout: tuple[float, float] = TIMEOUT,
+        deadline: float = DEADLINE,
     ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
         self.id_url = id_url.rstrip("/")
         self.timeout = timeout
-        self._session = _session()
+        self.deadline = deadline
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r}, id_url={self.id_url!r})"
 
     def close(self) -> None:
-        """Close the connections of the token calls' session."""
-        self._session.close()
+        """Nothing to close: each token call opens a connection of its own and closes it (kept for callers)."""
 
     @property
     def has_secret(self) -> bool:
@@ -124,8 +117,8 @@ class OAuthClient:
                 " pass client_secret, or a user token (access_token/refresh_token)."
             )
         form = self._form("client_credentials", scope=list(scopes) or None)
-        payload = self._post_token(form, "an app token")
-        return self._parse(payload, kind="app", previous=None)
+        answer = self._post_token(form, "an app token")
+        return self._parse(answer, kind="app", previous=None)
 
     def refresh(self, refresh_token: str, previous: Token | None = None) -> Token:
         """Trade a refresh token for a new user token.
@@ -136,8 +129,8 @@ class OAuthClient:
         """
         form = self._form("refresh_token", refresh_token=refresh_token)
         del refresh_token  # from here on only in the form, whose repr is redacted
-        payload = self._post_token(form, "a refreshed user token")
-        return self._parse(payload, kind="user", previous=previous)
+        answer = self._post_token(form, "a refreshed user token")
+        return self._parse(answer, kind="user", previous=previous)
 
     def exchange_code(self, code: str, redirect_uri: str) -> Token:
         """Trade an authorization code (from the browser flow's redirect) for a user token."""
@@ -146,21 +139,25 @@ class OAuthClient:
                 "the authorization code flow needs the client secret; a public client logs in with login_device."
             )
         form = self._form("authorization_code", code=code, redirect_uri=redirect_uri)
-        payload = self._post_token(form, "a user token for the authorization code")
-        return self._parse(payload, kind="user", previous=None)
+        del code  # from here on only in the form, whose repr is redacted
+        answer = self._post_token(form, "a user token for the authorization code")
+        return self._parse(answer, kind="user", previous=None)
 
     def start_device(self, scopes: Iterable[str] = ()) -> DeviceCode:
         """Start the device code flow: POST /device with ``scopes`` (Twitch's plural name)."""
         form = _Form(urlencode({"client_id": self.client_id, "scopes": " ".join(scopes)}), ())
         with self._call("POST", "device", form, "a device code") as response:
-            payload = _token_payload(response, "a device code", form)
+            answer = _token_payload(response, "a device code", form)
+        expires_in = _seconds(answer.data.get("expires_in")) or 1800.0
+        # RFC 8628 §3.5: poll no faster than asked; slower than a minute between polls is no answer.
+        interval = min(_seconds(answer.data.get("interval")) or 5.0, 60.0)
         try:
             return DeviceCode(
-                device_code=str(payload["device_code"]),
-                user_code=str(payload["user_code"]),
-                verification_uri=str(payload["verification_uri"]),
-                expires_in=float(payload.get("expires_in") or 1800),
-                interval=float(payload.get("interval") or 5),
+                device_code=str(answer.data["device_code"]),
+                user_code=str(answer.data["user_code"]),
+                verification_uri=str(answer.data["verification_uri"]),
+                expires_in=expires_in,
+                interval=interval,
             )
         except (KeyError, TypeError, ValueError):
             raise TokenRefreshError("Twitch answered /device without a usable device code.", status_code=200) from None
@@ -174,8 +171,8 @@ class OAuthClient:
                 or Twitch's reason to stop ("invalid device code", ...).
         """
         form = self._form(DEVICE_GRANT, device_code=device.device_code, scopes=" ".join(scopes) or None)
-        payload = self._post_token(form, "the user token of the device code")
-        return self._parse(payload, kind="user", previous=None)
+        answer = self._post_token(form, "the user token of the device code")
+        return self._parse(answer, kind="user", previous=None)
 
     def validate(self, access_token: str) -> dict[str, Any] | None:
         """GET /validate (``Authorization: OAuth``, not Bearer): Twitch's answer, or None if the token is dead.
@@ -183,15 +180,18 @@ class OAuthClient:
         Raises:
             TokenRefreshError: Twitch could not be reached, or answered neither 200 nor 401.
         """
-        form = _Form("", (access_token,))
-        with self._call("GET", "validate", form, "validating the token", Authorization=f"OAuth {access_token}") as r:
+        form = _Form("", (access_token,), {"Authorization": Redacted(f"OAuth {access_token}")})
+        del access_token  # from here on only in the form, whose repr is redacted
+        with self._call("GET", "validate", form, "validating the token") as r:
             if r.status_code == 401:
                 return None
-            return _token_payload(r, "validating the token", form)
+            answer: dict[str, Any] = _token_payload(r, "validating the token", form).data
+            return answer
 
     def revoke(self, access_token: str) -> None:
         """POST /revoke. A token Twitch no longer knows counts as revoked."""
         form = _Form(urlencode({"client_id": self.client_id, "token": access_token}), (access_token,))
+        del access_token  # from here on only in the form, whose repr is redacted
         with self._call("POST", "revoke", form, "revoking the token") as response:
             if response.status_code == 400:  # "Invalid token": already dead, which is what was asked
                 return
@@ -213,35 +213,32 @@ class OAuthClient:
         )
         return _Form(encoded, secrets)
 
-    def _post_token(self, form: _Form, what: str) -> dict[str, Any]:
+    def _post_token(self, form: _Form, what: str) -> _Answer:
         with self._call("POST", "token", form, what) as response:
             return _token_payload(response, what, form)
 
-    def _call(self, method: str, path: str, form: _Form, what: str, **headers: str) -> requests.Response:
-        """One call to id.twitch.tv; a failure to get any answer raises TokenRefreshError."""
+    def _call(self, method: str, path: str, form: _Form, what: str) -> requests.Response:
+        """One call to id.twitch.tv, on a connection of its own, within :attr:`deadline`.
+
+        Raises TokenRefreshError when no whole answer came.
+        """
         url = f"{self.id_url}/{path}"
         failure = None
-        try:
-            # Connection: close: a token call every few hours gains nothing
-            # from keep-alive, and a pooled connection the server dropped
-            # would fail in a way that cannot be told apart from a lost answer.
-            response = self._session.request(
-                method,
-                url,
-                data=form.encoded or None,
-                headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close", **headers},
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.ReadTimeout as exc:
-            failure = TokenRefreshError(
-                f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s ({_reason(exc, form)})."
-                " It may have been applied: if the next try gets 'Invalid refresh token', the user must log in again."
-            )
-        except requests.RequestException as exc:
-            failure = TokenRefreshError(
-                f"could not reach {url} for {what} ({_reason(exc, form)}); check the network or id_url and try again."
-            )
+        with token_call_session() as session, Cutoff(self.deadline) as cutoff:
+            try:
+                # Connection: close: the server may close it after answering;
+                # the connection is this call's own either way.
+                response = session.request(
+                    method,
+                    url,
+                    data=form.encoded or None,
+                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close",
+                             **form.headers},
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                failure = self._failure(exc, url, what, form, cutoff)
         if failure is not None:
             # Raised outside the handler, so that it chains nothing: the frames
             # of requests and urllib3 hold the form body in their locals, and
@@ -249,13 +246,33 @@ class OAuthClient:
             raise failure
         return response
 
-    def _parse(self, payload: Mapping[str, Any], *, kind: Kind, previous: Token | None) -> Token:
+    def _failure(
+        self, exc: requests.RequestException, url: str, what: str, form: _Form, cutoff: Cutoff
+    ) -> TokenRefreshError:
+        """The error for a call that got no (whole) answer, saying whether the request may have reached Twitch."""
+        reason = _reason(exc, form)
+        if cutoff.expired:
+            said = f"Twitch did not answer the request for {what} within {self.deadline:g} s (a token call's deadline)"
+        elif isinstance(exc, requests.ReadTimeout):
+            said = f"Twitch did not answer the request for {what} within {self.timeout[1]:g} s"
+        elif never_sent(exc):
+            return TokenRefreshError(
+                f"could not reach {url} for {what} ({reason}); check the network or id_url and try again."
+            )
+        else:
+            said = f"the connection to {url} broke during the request for {what}"
+        return TokenRefreshError(
+            f"{said} ({reason}). It may have been applied: if the next try gets 'Invalid refresh token',"
+            " the user must log in again."
+        )
+
+    def _parse(self, answer: _Answer, *, kind: Kind, previous: Token | None) -> Token:
         try:
-            return parse_token_response(payload, kind=kind, previous=previous)
+            return parse_token_response(answer.data, kind=kind, previous=previous)
         except ValueError as exc:
-            raise TokenRefreshError(
-                f"Twitch answered HTTP 200 but not with a usable token ({exc}).", status_code=200
-            ) from None
+            reason = str(exc)  # never a value (parse_token_response's promise)
+        # Raised outside the handler: the parser's frame holds the tokens Twitch sent.
+        raise TokenRefreshError(f"Twitch answered HTTP 200 but not with a usable token ({reason}).", status_code=200)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,17 +287,18 @@ class DeviceCode:
 
 
 class _Form:
-    """A token request body and the secrets in it, with a redacted repr.
+    """A token request's body and extra headers, and the secrets in them, with a redacted repr.
 
     Error reporters that record the local variables of a traceback (Sentry
     does by default) see ``<form: redacted>``, not the client secret.
     """
 
-    __slots__ = ("encoded", "secrets")
+    __slots__ = ("encoded", "secrets", "headers")
 
-    def __init__(self, encoded: str, secrets: tuple[str, ...]) -> None:
+    def __init__(self, encoded: str, secrets: tuple[str, ...], headers: dict[str, str] | None = None) -> None:
         self.encoded = encoded
         self.secrets = secrets
+        self.headers = headers or {}
 
     def __repr__(self) -> str:
         return "<form: redacted>"
@@ -300,16 +318,28 @@ def _reason(exc: Exception, form: _Form) -> str:
     return form.redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
-def _token_payload(response: requests.Response, what: str, form: _Form) -> dict[str, Any]:
+class _Answer:
+    """The JSON Twitch answered (None: not JSON), with a redacted repr: a token answer holds the new tokens."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "<answer: redacted>"
+
+
+def _token_payload(response: requests.Response, what: str, form: _Form) -> _Answer:
     """Return the JSON object of a 200 answer, or raise TokenRefreshError with Twitch's message."""
     status = response.status_code
     try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if status == 200 and isinstance(payload, dict):
-        return payload
-    message = payload.get("message") if isinstance(payload, dict) else None
+        answer = _Answer(response.json())
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+        answer = _Answer(None)
+    if status == 200 and isinstance(answer.data, dict):
+        return answer
+    message = answer.data.get("message") if isinstance(answer.data, dict) else None
     if not isinstance(message, str) or not message:
         message = None
     else:
@@ -342,26 +372,37 @@ def parse_token_response(
 
     Tolerant where Twitch is inconsistent (docs/twitch.md#token-response-shapes):
     ``expires_in`` may be a number, a numeric string, 0 (does not expire) or
-    absent; a negative or unreadable value is treated as unknown, so Twitch's
-    401 decides. ``scope`` may be a list, a space-separated string, ``[""]``
-    or absent (then the previous token's scopes are kept: a refresh cannot
-    change them). An empty or absent ``refresh_token`` keeps the previous one.
+    absent; a negative, unreadable or unrepresentable value (1e400, NaN) is
+    treated as unknown, so Twitch's 401 decides. ``scope`` may be a list, a
+    space-separated string, ``[""]`` or absent (then the previous token's
+    scopes are kept: a refresh cannot change them). An empty, null or absent
+    ``refresh_token`` keeps the previous one.
+
+    Strict where a token must go into a request: the access and refresh
+    tokens must be plain printable ASCII with no spaces (what an HTTP header
+    can carry); a token with CR/LF, control characters or non-ASCII text
+    would be stored and then break every request.
 
     Raises:
-        ValueError: no usable ``access_token``; the message never holds a value.
+        ValueError: no usable ``access_token``, or a token no header can
+            carry; the message never holds a value.
     """
     if not isinstance(payload, Mapping):
         raise ValueError("the answer is not a JSON object")
     access_token = payload.get("access_token")
-    if not isinstance(access_token, str) or not access_token.strip():
+    if not isinstance(access_token, str) or not access_token:
         raise ValueError("no access_token")
+    if not _sendable(access_token):
+        raise ValueError("the access_token is not plain printable ASCII")
     obtained_at = _clock.now()
     expires_in = _seconds(payload.get("expires_in"))
     refresh_token = payload.get("refresh_token")
     if kind == "app":
         refresh_token = None
-    elif not isinstance(refresh_token, str) or not refresh_token:
+    elif refresh_token is None or refresh_token == "":
         refresh_token = previous.refresh_token if previous is not None else None
+    elif not isinstance(refresh_token, str) or not _sendable(refresh_token):
+        raise ValueError("the refresh_token is not plain printable ASCII")
     scopes = _scopes(payload.get("scope"))
     if scopes is None:
         scopes = previous.scopes if previous is not None else ()
@@ -380,17 +421,25 @@ def parse_token_response(
     )
 
 
+_SENDABLE = re.compile(r"[\x21-\x7e]+")
+"""A token as an HTTP header (``Authorization: Bearer ...``) and a form can carry it: printable ASCII, no spaces."""
+
+
+def _sendable(token: str) -> bool:
+    return _SENDABLE.fullmatch(token) is not None
+
+
 def _seconds(value: Any) -> float | None:
+    """A positive, finite number of seconds from a JSON number or numeric string; None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    try:
+        seconds = float(value.strip() if isinstance(value, str) else value)  # 10**400: OverflowError
+    except (TypeError, ValueError, OverflowError):
         return None
-    return float(value)
+    if not isinstance(value, (int, float, str)) or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds
 
 
 def _scopes(value: Any) -> tuple[str, ...] | None:
@@ -404,15 +453,20 @@ def _scopes(value: Any) -> tuple[str, ...] | None:
 def with_validation(token: Token, answer: Mapping[str, Any]) -> Token:
     """``token`` with what ``/validate`` said about it, checked now.
 
-    Tolerant: ``scopes`` may be null, app tokens have no user, and an
-    ``expires_in`` of 0 means a token that never expires (very old client ids).
+    Tolerant: ``scopes`` may be null, app tokens have no user, an
+    ``expires_in`` of 0 means a token that never expires (very old client
+    ids), and one that is not a positive finite number is ignored.
     """
     checked_at = _clock.now()
     scopes = answer.get("scopes")
     expires_in = answer.get("expires_in")
     expires_at = token.expires_at
     if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-        expires_at = checked_at + expires_in if expires_in > 0 else None
+        seconds = _seconds(expires_in)
+        if expires_in == 0:
+            expires_at = None
+        elif seconds is not None:  # 1e400, NaN or a negative number say nothing: keep what was known
+            expires_at = checked_at + seconds
     login, user_id = answer.get("login"), answer.get("user_id")
     return dataclasses.replace(
         token,

@@ -13,11 +13,37 @@ from typing import Any, Literal, Mapping
 
 from . import _clock
 
-__all__ = ["Kind", "Token"]
+__all__ = ["Kind", "Redacted", "Token"]
 
 Kind = Literal["app", "user"]
 _KINDS = ("app", "user")
 _OPTIONAL = ("renew_failed_at", "renew_error", "validated_at", "id_token")
+
+
+class Redacted(str):
+    """A secret (a token, the client secret) as a string whose ``repr`` hides it.
+
+    The library holds raw secrets in these wherever a function would otherwise
+    keep one in a local variable or a header value: error trackers that record
+    the locals of a traceback (Sentry by default) and pytest's long tracebacks
+    show ``<redacted>``. It is still the string it is: it compares, hashes,
+    formats and encodes as the secret, so it can be sent and stored as one.
+
+    Example:
+        >>> secret = Redacted("s3cret")
+        >>> secret, secret == "s3cret", f"Bearer {secret}"
+        (<redacted>, True, 'Bearer s3cret')
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+    @classmethod
+    def of(cls, value: str | None) -> Redacted | None:
+        """``value`` as a Redacted (None stays None)."""
+        return None if value is None else cls(value)
 
 
 @dataclasses.dataclass(frozen=True)

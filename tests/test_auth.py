@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
+import socket
 import threading
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -502,3 +505,119 @@ def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, ma
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200
     assert fake_twitch.helix_requests[-1].headers.get("Cookie") == "twilight=abc"
+
+
+# -- no secret in traceback locals ----------------------------------------------------------
+
+
+def assert_no_secret_in_any_traceback(info: pytest.ExceptionInfo[BaseException], fake: FakeTwitch, *extra: str) -> None:
+    """What error trackers that record locals (Sentry by default) and pytest's long tracebacks show of a failure:
+    every frame, the library's, requests' and urllib3's, chained exceptions included. Formatted before the
+    secrets are looked up, so that no frame holds them."""
+    shown = "".join(traceback.TracebackException.from_exception(info.value, capture_locals=True).format())
+    shown += str(info.getrepr(showlocals=True, style="long", funcargs=True, truncate_locals=False))
+    assert "<redacted>" in shown or "redacted>" in shown
+    for secret in fake.issued_secrets() | set(extra):
+        assert secret not in shown
+
+
+UNUSABLE_PAIR = {"access_token": "new\r\naccess-s3cret", "refresh_token": "new-refresh-s3cret"}
+"""A refresh answer whose access token no header can carry (kept out of the tests' source: pytest shows it)."""
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens here once closed
+
+
+def test_a_refused_refresh_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
+    """Twitch answers 500 to the refresh of a request's 401: no frame of the failure holds a token or the secret."""
+    auth, _ = seeded()
+    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_response("/oauth2/token", 500, '{"status": 500, "message": "Internal Server Error"}')
+    with pytest.raises(TokenRefreshError) as info:
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_refresh_answered_with_an_unusable_token_leaves_no_secret_in_traceback_locals(
+    fake_twitch: FakeTwitch, seeded: Seeded
+) -> None:
+    """Twitch answers the refresh with a pair whose access token no header can carry: the refresh token that
+    came with it is in no frame either."""
+    auth, _ = seeded()
+    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_response("/oauth2/token", 200, json.dumps(UNUSABLE_PAIR))
+    with pytest.raises(TokenRefreshError, match="not plain printable ASCII") as info:
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert_no_secret_in_any_traceback(info, fake_twitch, "new-refresh-s3cret", "access-s3cret")
+
+
+def test_a_validate_that_cannot_connect_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch) -> None:
+    """/validate refused at the connection: the access token sent in its header is in no frame."""
+    user = fake_twitch.issue_user_token()
+    store = store_with(MemoryTokenStore(), fake_twitch.client_id, "user", user)
+    auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=store, account="user",
+                      id_url=f"http://127.0.0.1:{closed_port()}/oauth2", api_url=fake_twitch.api_url)
+    with pytest.raises(TokenRefreshError, match="could not reach") as info:
+        auth.credentials.validate()
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_refused_revoke_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
+    """Twitch refuses /revoke: the token to revoke is in no frame."""
+    auth, _ = seeded()
+    _ = auth.credentials.token
+    fake_twitch.queue_response("/oauth2/revoke", 503, '{"status": 503, "message": "Service Unavailable"}')
+    with pytest.raises(TokenRefreshError, match="HTTP 503") as info:
+        auth.credentials.revoke()
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_replay_whose_connection_breaks_leaves_no_secret_in_traceback_locals(
+    fake_twitch: FakeTwitch, seeded: Seeded
+) -> None:
+    """The replay's connection breaks (requests raises ConnectionError from urllib3's frames): the new token in
+    its Authorization header is in no frame, the library's or requests' and urllib3's."""
+    auth, _ = seeded()
+    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_response("/helix/users", 0)
+    with pytest.raises(requests.ConnectionError) as info:
+        requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert fake_twitch.calls["refresh_token"] == 1
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_forced_refresh_that_fails_leaves_no_secret_in_traceback_locals(
+    fake_twitch: FakeTwitch, seeded: Seeded
+) -> None:
+    """``credentials.refresh()`` refused by Twitch: the token it replaces is in no frame of the keeper."""
+    auth, _ = seeded()
+    _ = auth.credentials.token
+    fake_twitch.queue_response("/oauth2/token", 502, "<html>Bad Gateway</html>", "text/html")
+    with pytest.raises(TokenRefreshError, match="HTTP 502") as info:
+        auth.credentials.refresh()
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_renewal_after_validate_that_fails_leaves_no_secret_in_traceback_locals(
+    fake_twitch: FakeTwitch, seeded: Seeded
+) -> None:
+    """/validate calls the token dead and the renewal under the same lock fails: no token in any frame."""
+    auth, _ = seeded()
+    _ = auth.credentials.token
+    fake_twitch.expire_tokens()
+    fake_twitch.queue_response("/oauth2/token", 500, '{"status": 500, "message": "Internal Server Error"}')
+    with pytest.raises(TokenRefreshError, match="HTTP 500") as info:
+        auth.credentials.validate()
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_misconfigured_credentials_leave_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """Tokens passed to an auth that refuses its arguments (a token file and a store) are in no frame."""
+    user = fake_twitch.issue_user_token()
+    with pytest.raises(TypeError, match="token_file or store") as info:
+        TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, access_token=user.access_token,
+                   refresh_token=user.refresh_token, token_file=tmp_path / "t.json", store=MemoryTokenStore())
+    assert_no_secret_in_any_traceback(info, fake_twitch)

@@ -162,7 +162,7 @@ def test_polls_failing_until_the_code_expires_end_with_the_last_cause(
     assert fake_twitch.calls["urn:ietf:params:oauth:grant-type:device_code"] == 29
 
 
-@pytest.mark.parametrize("asked, used", [(-1, 1), (0.001, 1), (10**9, 60), (7, 7), (float("nan"), 5)])
+@pytest.mark.parametrize("asked, used", [(-1, 5), (0, 5), (0.001, 1), (10**9, 60), (7, 7), (float("nan"), 5)])  # no interval: RFC 8628 says 5 s
 def test_the_polling_interval_is_clamped_to_a_sane_range(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, waits: list[float], asked: float, used: float
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from requests_twitch.oauth import parse_token_response
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=8)
+
+
+def sendable(token: object) -> bool:
+    return isinstance(token, str) and re.fullmatch(r"[\x21-\x7e]+", token) is not None
+
 
 token_answers = st.fixed_dictionaries(
     {},
@@ -34,8 +40,9 @@ def test_any_token_answer_gives_a_sound_token_or_a_value_error(payload: dict[str
     previous = Token("previous", refresh_token="r-previous", scopes=("chat:read",))
     try:
         token = parse_token_response(payload, kind=kind, previous=previous)  # type: ignore[arg-type]
-    except ValueError:
-        assert not isinstance(payload.get("access_token"), str) or not payload["access_token"].strip()
+    except ValueError:  # no access token, or a token no HTTP header can carry
+        access, refresh = payload.get("access_token"), payload.get("refresh_token")
+        assert not sendable(access) or (kind == "user" and refresh not in (None, "") and not sendable(refresh))
         return
     assert token.access_token == payload["access_token"]
     assert token.kind == kind

@@ -1,0 +1,180 @@
+"""How token calls reach id.twitch.tv: a connection of their own, and a deadline for the whole call.
+
+:mod:`requests_twitch.oauth` makes every call inside ``token_call_session()``
+and ``Cutoff(deadline)`` (docs/single-flight.md#deadlines-and-connections):
+
+- each call gets a new session, so a new connection pool, closed after it: a
+  pooled keep-alive connection that the server closes just as a refresh is
+  written fails like a lost answer, and a refresh can never be sent again;
+- the call's connections are watched, and shut down when its deadline passes:
+  a read timeout bounds each read, not the call, and an endpoint that trickles
+  its answer would otherwise hold the store's lock as long as it liked.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.util.retry import Retry
+
+__all__ = ["Cutoff", "never_sent", "token_call_session"]
+
+
+def token_call_session() -> requests.Session:
+    """A plain session for one token call, with retries only where they are surely safe.
+
+    urllib3 retries a connection that could not be established (the request
+    never reached Twitch), never a read error or timeout: after those the
+    refresh may have been applied, and a single-use refresh token may be spent.
+    Made for each call and closed after it, so that no call goes out on a
+    pooled connection the server may be closing at that moment.
+    """
+    session = requests.Session()
+    retry = Retry(total=None, connect=2, read=False, redirect=0, status=0, other=0, backoff_factor=0.2)
+    adapter = _TokenCallAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
+    session.auth = _no_auth
+    return session
+
+
+def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
+    return r
+
+
+_CUTOFF: contextvars.ContextVar[Cutoff | None] = contextvars.ContextVar("requests_twitch_cutoff", default=None)
+"""The deadline of the token call under way in this thread, for the connections it opens."""
+
+
+class Cutoff:
+    """The deadline of one token call: when it passes, every connection the call opened is shut down.
+
+    Shutting a socket down wakes a read blocked on it and fails any later
+    write, so the call ends at the deadline whatever the server does, and
+    nothing is sent after it. A duplicate of each socket is kept until the
+    call ends, so the watchdog never touches a descriptor someone else reuses.
+    Time here is the watchdog thread's real time, not the package's clock.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._ends = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Cutoff:
+        self._context = _CUTOFF.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _CUTOFF.reset(self._context)
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    def remaining(self) -> float:
+        return self._ends - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down at the deadline (at once if it has passed)."""
+        with self._lock:
+            self._sockets.append(sock.dup())
+            expired = self.expired
+        if expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by the call
+                pass
+
+
+def _connect(conn: HTTPConnection, new_conn: Callable[[], socket.socket]) -> socket.socket:
+    """Open ``conn``'s socket within the deadline of the token call under way, and watch it."""
+    cutoff = _CUTOFF.get()
+    if cutoff is None:
+        return new_conn()
+    remaining = cutoff.remaining()
+    if remaining <= 0:
+        raise NewConnectionError(conn, f"the token call's deadline of {cutoff.seconds:g} s has passed")
+    if not isinstance(conn.timeout, (int, float)) or conn.timeout > remaining:
+        conn.timeout = remaining
+    sock = new_conn()
+    cutoff.watch(sock)
+    return sock
+
+
+class _CutoffHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _connect(self, super()._new_conn)
+
+
+class _CutoffHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _connect(self, super()._new_conn)
+
+
+class _CutoffHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _CutoffHTTPConnection
+
+
+class _CutoffHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _CutoffHTTPSConnection
+
+
+_CUTOFF_POOLS = {"http": _CutoffHTTPConnectionPool, "https": _CutoffHTTPSConnectionPool}
+
+
+class _TokenCallAdapter(HTTPAdapter):
+    """The adapter of a token call: its connections, direct or through an HTTP proxy, keep the call's deadline.
+
+    (Through a SOCKS proxy only the per-read timeout applies.)
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _CUTOFF_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
+        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _CUTOFF_POOLS
+        return manager
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """Whether ``exc`` says no connection was ever made, so the request cannot have reached Twitch.
+
+    Anything else (a connection that broke, a read that failed, a TLS error,
+    which urllib3 reports alike before and after sending) may have come after
+    Twitch applied the request.
+    """
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, MaxRetryError) and isinstance(
+        cause.reason, (ConnectTimeoutError, urllib3.exceptions.ProxyError)
+    )
