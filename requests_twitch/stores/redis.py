@@ -15,6 +15,9 @@ The same promises as the JSON file, kept by Redis instead of the file system
   ``GET`` per request, not a read of the tokens.
 - Tokens live in one hash, one field per (client id, account), each replaced
   whole: two accounts renewed at once by two machines both survive.
+- Every key of a store carries one hash tag (``{requests-twitch:}tokens``...),
+  so that a Redis Cluster keeps them in one slot and the fenced write, which
+  touches three keys, is allowed; a ``redis.cluster.RedisCluster`` client works.
 
 Use a single Redis server (or a primary with its replicas): a lock that fails
 over to a replica can be lost, which the fence catches but cannot undo.
@@ -27,7 +30,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Hashable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Hashable, Iterator, NamedTuple, Union
 
 from ..exceptions import TokenStoreError
 from ..token import Token
@@ -35,6 +38,9 @@ from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     import redis
+    import redis.cluster
+
+    RedisClient = Union[redis.Redis, redis.cluster.RedisCluster]
 
 __all__ = ["RedisTokenStore"]
 
@@ -61,11 +67,17 @@ class RedisTokenStore(TokenStore):
     """A token store in Redis, shared by every process on every machine that reaches it.
 
     Args:
-        redis_client_or_url: a ``redis.Redis`` client, or a URL such as
-            ``redis://host:6379/0`` (``rediss://`` for TLS).
-        prefix: the prefix of the keys used (``<prefix>tokens``, ``<prefix>version``, ``<prefix>lock``).
+        redis_client_or_url: a ``redis.Redis`` or ``redis.cluster.RedisCluster``
+            client, or a URL such as ``redis://host:6379/0`` (``rediss://`` for TLS).
+        prefix: what the keys' names start with, as a Redis Cluster hash tag:
+            ``{<prefix>}tokens``, ``{<prefix>}version``, ``{<prefix>}lock``. A
+            prefix that carries its own tag (``app:{tokens}:``) is used as it is.
         lock_timeout: seconds to wait for the lock before raising TokenStoreError.
         lock_ttl: seconds after which the lock of a holder that died is free.
+
+    Raises:
+        ValueError: a prefix that cannot be a hash tag, or a cluster client
+            that reads from replicas (a replica may not have the newest token yet).
 
     Example::
 
@@ -75,7 +87,7 @@ class RedisTokenStore(TokenStore):
 
     def __init__(
         self,
-        redis_client_or_url: redis.Redis | str,
+        redis_client_or_url: RedisClient | str,
         *,
         prefix: str = "requests-twitch:",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -84,22 +96,37 @@ class RedisTokenStore(TokenStore):
         super().__init__()
         try:
             import redis
+            import redis.cluster
         except ImportError:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "RedisTokenStore needs redis-py: pip install 'requests-twitch[redis]'"
             ) from None
+        keys = _hash_tagged(prefix)
+        self.client: RedisClient
         if isinstance(redis_client_or_url, str):
             self.client = redis.Redis.from_url(redis_client_or_url, socket_timeout=10, socket_connect_timeout=5)
         else:
             self.client = redis_client_or_url
+        if isinstance(self.client, redis.cluster.RedisCluster) and (
+            getattr(self.client, "read_from_replicas", False)
+            or getattr(self.client, "load_balancing_strategy", None) is not None
+        ):
+            # The holder re-reads the token before spending its refresh token; a
+            # replica behind its primary would show the spent one.
+            raise ValueError(
+                "RedisTokenStore needs a RedisCluster client that reads from primaries only:"
+                " leave read_from_replicas and load_balancing_strategy unset"
+            )
         self.prefix = prefix
         self.lock_timeout = float(lock_timeout)
         self.lock_ttl = float(lock_ttl)
-        self._tokens_key = f"{prefix}tokens"
-        self._version_key = f"{prefix}version"
-        self._lock_key = f"{prefix}lock"
+        self._tokens_key = f"{keys}tokens"
+        self._version_key = f"{keys}version"
+        self._lock_key = f"{keys}lock"
+        # A RedisCluster raises RedisClusterException, which is not a RedisError.
+        self._redis_errors = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
         self._write = self.client.register_script(_FENCED_WRITE)
-        self.location = _location(self.client, prefix)
+        self.location = f"{_server(self.client)} {keys}*"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
@@ -155,7 +182,7 @@ class RedisTokenStore(TokenStore):
             handle.lock.release()
         except redis.exceptions.LockNotOwnedError:
             log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
-        except redis.exceptions.RedisError as exc:
+        except self._redis_errors as exc:
             log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
 
     def _keep_alive(self, lock: Any, released: threading.Event) -> None:
@@ -175,7 +202,7 @@ class RedisTokenStore(TokenStore):
             except redis.exceptions.LockNotOwnedError:
                 log.warning("%s: the lock was lost while held (a pause longer than lock_ttl?)", self.location)
                 return
-            except redis.exceptions.RedisError as exc:
+            except self._redis_errors as exc:
                 log.warning("%s: could not renew the lock's lease (%s)", self.location, exc)
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
@@ -204,15 +231,18 @@ class RedisTokenStore(TokenStore):
 
         try:
             yield
-        except redis.exceptions.RedisError as exc:
+        except self._redis_errors as exc:
             # A write whose reply timed out may have happened; one that failed to connect did not.
             outcome = (
                 "the write may or may not have happened"
                 if wrote and not isinstance(exc, redis.exceptions.ConnectionError)
                 else "nothing was changed"
             )
+            hint = ""
+            if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.AskError)):
+                hint = " This is a Redis Cluster: pass a redis.cluster.RedisCluster client."
             raise TokenStoreError(
-                f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); {outcome}.",
+                f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); {outcome}.{hint}",
                 path=self.location,
             ) from None
 
@@ -225,12 +255,34 @@ class _Held(NamedTuple):
     watchdog: threading.Thread
 
 
+def _hash_tagged(prefix: str) -> str:
+    """What every key of a store starts with: ``prefix`` as a Redis Cluster hash tag.
+
+    Redis Cluster hashes only what is inside the first ``{...}`` of a key
+    (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags),
+    so every key of the store lands in one slot, as a multi-key script needs.
+    """
+    opening = prefix.find("{")
+    if opening == -1 and "}" not in prefix and prefix:
+        return "{" + prefix + "}"
+    closing = prefix.find("}", opening + 1)
+    if opening != -1 and closing > opening + 1:
+        return prefix
+    raise ValueError(
+        f"prefix {prefix!r}: a RedisTokenStore prefix is a non-empty name without braces (it becomes the"
+        " keys' hash tag), or carries a whole hash tag of its own, like 'app:{tokens}:'"
+    )
+
+
 def _field(client_id: str, account: str) -> str:
     return json.dumps([client_id, account])
 
 
-def _location(client: Any, prefix: str) -> str:
-    """Where the store is, for messages: host, port, db and prefix, never a password."""
+def _server(client: Any) -> str:
+    """Where the server is, for messages: host, port and db (or "cluster"), never a password."""
+    if not hasattr(client, "connection_pool"):  # a RedisCluster: where it started from
+        node = client.get_default_node()
+        return f"redis://{node.host}:{node.port} (cluster)"
     kwargs = client.connection_pool.connection_kwargs
     where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    return f"redis://{where}/{kwargs.get('db', 0)} {prefix}*"
+    return f"redis://{where}/{kwargs.get('db', 0)}"

@@ -1,0 +1,159 @@
+"""Faults a fleet on Redis meets, each with a real Redis (skipped without redis-server).
+
+A Redis Cluster. Each test ends with the grant intact (FakeTwitch revokes it
+when a spent refresh token comes back), nothing lost, and a typed
+requests_twitch error where something had to fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from requests_twitch import RedisTokenStore, TwitchAuth
+from requests_twitch.testing import FakeTwitch
+
+from _helpers import store_with
+from _procs import DEADLINE, Workers
+
+redis = pytest.importorskip("redis")
+import redis.cluster  # noqa: E402
+from redis.crc import key_slot  # noqa: E402
+
+NO_SERVER = "no redis-server: install it (apt-get install redis-server) to run the Redis fault tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cluster_url(tmp_path: Path) -> Iterator[str]:
+    """A real single-node Redis Cluster on 127.0.0.1 owning all 16384 slots, stopped after the test."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(NO_SERVER)
+    port = _free_port()
+    log = tmp_path / "redis.log"
+    # The cluster bus listens on a port of its own (by default port + 10000, which may be taken or > 65535).
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--cluster-port", str(_free_port()), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+         "--cluster-config-file", str(tmp_path / "nodes.conf"), "--dir", str(tmp_path), "--logfile", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        node = redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                node.ping()
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start in cluster mode (Redis 7 needed): {log.read_text()[-500:]}")
+            time.sleep(0.02)
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        while b"cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the single-node cluster did not reach cluster_state:ok"
+            time.sleep(0.02)
+        node.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(DEADLINE)
+
+
+def _auth(fake: FakeTwitch, store: RedisTokenStore, id_url: str | None = None) -> TwitchAuth:
+    return TwitchAuth(fake.client_id, fake.client_secret, account="user", store=store, validate_every=None,
+                      id_url=id_url or fake.id_url, api_url=fake.api_url)
+
+
+def _get(fake: FakeTwitch, auth: TwitchAuth) -> requests.Response:
+    return requests.get(f"{fake.api_url}/users", auth=auth, timeout=DEADLINE)
+
+
+# -- 1. Redis Cluster ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["requests-twitch:", "test-0123:", "a", "app:{tokens}:", "}{x}y"])
+def test_every_key_of_a_store_is_in_one_cluster_slot(prefix: str) -> None:
+    """The fenced write touches three keys: a Redis Cluster allows that only within one slot."""
+    store = RedisTokenStore("redis://127.0.0.1:9/0", prefix=prefix)
+    keys = [store._tokens_key, store._version_key, store._lock_key]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    assert all(k.startswith("{" + prefix + "}") or "{" in prefix for k in keys)
+
+
+@pytest.mark.parametrize("prefix", ["", "}x", "x{", "x{}", "x{}{y}"])
+def test_a_prefix_that_cannot_be_a_hash_tag_is_refused_up_front(prefix: str) -> None:
+    with pytest.raises(ValueError, match="hash tag"):
+        RedisTokenStore("redis://127.0.0.1:9/0", prefix=prefix)
+
+
+def test_a_cluster_client_reading_from_replicas_is_refused_up_front(cluster_url: str) -> None:
+    """A replica behind its primary would show the holder a refresh token already spent."""
+    strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)  # redis-py 5.3 on
+    replicas = {"load_balancing_strategy": strategy.ROUND_ROBIN} if strategy else {"read_from_replicas": True}
+    client = redis.cluster.RedisCluster.from_url(cluster_url, **replicas)
+    try:
+        with pytest.raises(ValueError, match="primaries only"):
+            RedisTokenStore(client)
+    finally:
+        client.close()
+
+
+def test_a_herd_on_a_redis_cluster_refreshes_once(
+    fake_twitch: FakeTwitch, cluster_url: str, redis_prefix: str, token_file: Path, workers: Workers
+) -> None:
+    """A real Redis Cluster: 3 processes x 2 threads on plain clients and 4 threads on RedisCluster clients meet a
+    dead token at once. Twitch sees one refresh, every request gets a 200, and the renewed token is in the store."""
+    fake_twitch.token_delay = 0.05
+    user = fake_twitch.issue_user_token()
+    clients = [redis.cluster.RedisCluster.from_url(cluster_url) for _ in range(4)]
+    try:
+        stores = [RedisTokenStore(c, prefix=redis_prefix) for c in clients]
+        assert "(cluster)" in stores[0].location
+        store_with(stores[0], fake_twitch.client_id, "user", user)
+        workers.start(3, client_id=fake_twitch.client_id, client_secret=fake_twitch.client_secret, account="user",
+                      token_file=str(token_file), redis_url=cluster_url, redis_prefix=redis_prefix,
+                      id_url=fake_twitch.id_url, api_url=fake_twitch.api_url, threads=2, requests=3)
+        workers.wait_ready()
+        auths = [_auth(fake_twitch, s) for s in stores]
+        fake_twitch.expire_tokens()
+        statuses: list[int] = []
+        errors: list[Exception] = []
+        start = threading.Barrier(len(auths))
+
+        def call(auth: TwitchAuth) -> None:
+            start.wait(DEADLINE)
+            try:
+                statuses.append(_get(fake_twitch, auth).status_code)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call, args=(a,)) for a in auths]
+        workers.go_async()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLINE)
+        results = workers.results()
+        assert errors == [] and statuses == [200] * 4
+        assert [r["errors"] for r in results] == [[]] * 3
+        assert [s for r in results for s in r["statuses"]] == [200] * 18
+        assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+        stored = stores[1].load(fake_twitch.client_id, "user")
+        assert stored is not None and stored.access_token != user.access_token and stored.refresh_token
+    finally:
+        for c in clients:
+            c.close()
