@@ -1,29 +1,33 @@
 """Faults a fleet on Redis meets, each with a real Redis (skipped without redis-server).
 
-A Redis Cluster. Each test ends with the grant intact (FakeTwitch revokes it
-when a spent refresh token comes back), nothing lost, and a typed
-requests_twitch error where something had to fail.
+A Redis Cluster; a Redis error with tokens in reach of a traceback. Each test
+ends with the grant intact (FakeTwitch revokes it when a spent refresh token
+comes back), nothing lost, and a typed requests_twitch error where something
+had to fail.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import requests
 
-from requests_twitch import RedisTokenStore, TwitchAuth
+from requests_twitch import RedisTokenStore, TokenStoreError, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import store_with
 from _procs import DEADLINE, Workers
+from conftest import start_redis
 
 redis = pytest.importorskip("redis")
 import redis.cluster  # noqa: E402
@@ -36,6 +40,19 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A private redis-server of this test (it is cut off or stopped), stopped after it."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(NO_SERVER)
+    process, url = start_redis()
+    try:
+        yield process, int(url.rsplit(":", 1)[1].split("/")[0])
+    finally:
+        process.terminate()
+        process.wait(DEADLINE)
 
 
 @pytest.fixture
@@ -80,6 +97,22 @@ def _auth(fake: FakeTwitch, store: RedisTokenStore, id_url: str | None = None) -
 
 def _get(fake: FakeTwitch, auth: TwitchAuth) -> requests.Response:
     return requests.get(f"{fake.api_url}/users", auth=auth, timeout=DEADLINE)
+
+
+def _traceback_locals(exc: BaseException) -> str:
+    """Every frame of ``exc``'s traceback with its local variables, as an error reporter records them.
+
+    The chain is followed as ``traceback`` prints it (a context raised ``from
+    None`` is left out); the frames of this test file are left out, since they
+    hold the token the test saved.
+    """
+    rendered: traceback.TracebackException | None = traceback.TracebackException.from_exception(
+        exc, capture_locals=True)
+    text = []
+    while rendered is not None:
+        text += [f"{f.filename}:{f.name} {f.locals}" for f in rendered.stack if f.filename != __file__]
+        rendered = rendered.__cause__ or (None if rendered.__suppress_context__ else rendered.__context__)
+    return "\n".join(text)
 
 
 # -- 1. Redis Cluster ----------------------------------------------------------------
@@ -157,3 +190,39 @@ def test_a_herd_on_a_redis_cluster_refreshes_once(
     finally:
         for c in clients:
             c.close()
+
+
+# -- 2. No token in a traceback's local variables ------------------------------------
+
+
+def test_no_token_in_the_locals_of_a_redis_error(
+    fake_twitch: FakeTwitch, server: tuple[subprocess.Popen[bytes], int], redis_prefix: str
+) -> None:
+    """Error reporters record every frame's local variables: those of the store hold no token, whether Redis
+    fails while writing or reading, or holds a token it cannot parse."""
+    process, port = server
+    store = RedisTokenStore(f"redis://127.0.0.1:{port}/0", prefix=redis_prefix, lock_ttl=0.5)
+    user = fake_twitch.issue_user_token()
+    assert user.refresh_token is not None
+    secrets = (user.access_token, user.refresh_token)
+    store_with(store, "cid", "user", user)
+    broken = {**user.to_dict(), "scopes": "not a list"}
+    store.client.hset(store._tokens_key, '["cid", "broken"]', json.dumps(broken))
+    failures: list[TokenStoreError] = []
+    for call in (lambda: store.load("cid", "broken"), store.items):
+        with pytest.raises(TokenStoreError, match="not a valid token") as info:
+            call()
+        failures.append(info.value)
+    with store.lock():
+        process.terminate()
+        process.wait(DEADLINE)
+        with pytest.raises(TokenStoreError, match="Redis failed while writing") as info:
+            store.save("cid", "user", user)
+        failures.append(info.value)
+        with pytest.raises(TokenStoreError, match="Redis failed while reading") as info:
+            store.load("cid", "user")
+        failures.append(info.value)
+    for exc in failures:
+        frames = _traceback_locals(exc)
+        assert "stores/redis.py" in frames
+        assert not any(secret in frames for secret in secrets), frames

@@ -132,29 +132,51 @@ class RedisTokenStore(TokenStore):
         return f"{type(self).__name__}({self.location!r})"
 
     # -- reading ------------------------------------------------------------
+    # A token's JSON is held as a _Secret from the moment Redis returns it, so
+    # that no frame of a traceback (which error reporters record) shows it.
 
     def version(self) -> Hashable:
         with self._errors("reading the version"):
             return self.client.get(self._version_key)
 
     def load(self, client_id: str, account: str) -> Token | None:
+        secret = self._get(_field(client_id, account))
+        return None if secret is None else self._parse(secret, f"{client_id}/{account}")
+
+    def _get(self, field: str) -> _Secret | None:
         with self._errors("reading a token"):
-            raw = self.client.hget(self._tokens_key, _field(client_id, account))
-        return None if raw is None else self._parse(raw, f"{client_id}/{account}")
+            raw = self.client.hget(self._tokens_key, field)
+        return None if raw is None else _Secret(raw)
 
     def _items(self) -> list[tuple[tuple[str, str], Token]]:
-        with self._errors("reading the tokens"):
-            everything = self.client.hgetall(self._tokens_key)
         pairs = []
-        for field, raw in everything.items():
-            client_id, account = json.loads(field)
-            pairs.append(((client_id, account), self._parse(raw, f"{client_id}/{account}")))
+        for field, secret in self._get_all():
+            key = self._key_of(field)
+            pairs.append((key, self._parse(secret, "/".join(key))))
         return pairs
 
-    def _parse(self, raw: bytes | str, what: str) -> Token:
+    def _get_all(self) -> list[tuple[Any, _Secret]]:
+        with self._errors("reading the tokens"):
+            everything = self.client.hgetall(self._tokens_key)
+        return [(field, _Secret(raw)) for field, raw in everything.items()]
+
+    def _key_of(self, field: Any) -> tuple[str, str]:
         try:
-            return Token.from_dict(json.loads(raw))
-        except (ValueError, TypeError) as exc:
+            client_id, account = json.loads(field)
+            if isinstance(client_id, str) and isinstance(account, str):
+                return client_id, account
+        except (ValueError, TypeError):
+            pass
+        raise TokenStoreError(
+            f"{self.location}: the hash {self._tokens_key} has a field that is not a (client id, account)"
+            " pair; was it written by something else? It was left as it is.",
+            path=self.location,
+        )
+
+    def _parse(self, secret: _Secret, what: str) -> Token:
+        try:
+            return Token.from_dict(json.loads(secret.value))
+        except (ValueError, TypeError, RecursionError) as exc:
             raise TokenStoreError(
                 f"{self.location}: the token of {what} is not a valid token ({exc}); it was left as it is.",
                 path=self.location,
@@ -206,17 +228,17 @@ class RedisTokenStore(TokenStore):
                 log.warning("%s: could not renew the lock's lease (%s)", self.location, exc)
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
-        self._fenced_write(client_id, account, json.dumps(token.to_dict()), handle)
+        self._fenced_write(_field(client_id, account), _Secret(json.dumps(token.to_dict())), handle)
 
     def _delete(self, client_id: str, account: str, handle: object) -> None:
-        self._fenced_write(client_id, account, "", handle)
+        self._fenced_write(_field(client_id, account), None, handle)
 
-    def _fenced_write(self, client_id: str, account: str, value: str, handle: object) -> None:
+    def _fenced_write(self, field: str, secret: _Secret | None, handle: object) -> None:
         assert isinstance(handle, _Held)
         with self._errors("writing a token", wrote=True):
             written = self._write(
                 keys=[self._lock_key, self._tokens_key, self._version_key],
-                args=[handle.lock.local.token, _field(client_id, account), value],
+                args=[handle.lock.local.token, field, "" if secret is None else secret.value],
             )
         if written is None:
             raise TokenStoreError(
@@ -245,6 +267,18 @@ class RedisTokenStore(TokenStore):
                 f"{self.location}: Redis failed while {doing} ({type(exc).__name__}: {exc}); {outcome}.{hint}",
                 path=self.location,
             ) from None
+
+
+class _Secret:
+    """A token's JSON, with a redacted repr: error reporters that record traceback locals see no token."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes | str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<token JSON: redacted>"
 
 
 class _Held(NamedTuple):
