@@ -1,9 +1,9 @@
 """Faults a fleet on Redis meets, each with a real Redis (skipped without redis-server).
 
-A Redis Cluster; a Redis error with tokens in reach of a traceback. Each test
-ends with the grant intact (FakeTwitch revokes it when a spent refresh token
-comes back), nothing lost, and a typed requests_twitch error where something
-had to fail.
+A Redis Cluster; a Redis error with tokens in reach of a traceback; a lease
+lost before the refresh goes out. Each test ends with the grant intact
+(FakeTwitch revokes it when a spent refresh token comes back), nothing lost,
+and a typed requests_twitch error where something had to fail.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 
+import requests_twitch._clock as clock_module
 from requests_twitch import RedisTokenStore, TokenStoreError, TwitchAuth
+from requests_twitch.oauth import TIMEOUT, OAuthClient
+from requests_twitch.stores.redis import SPEND_LEASE
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import store_with
@@ -226,3 +229,78 @@ def test_no_token_in_the_locals_of_a_redis_error(
         frames = _traceback_locals(exc)
         assert "stores/redis.py" in frames
         assert not any(secret in frames for secret in secrets), frames
+
+
+# -- 3. The lease, checked right before the refresh token is spent -------------------
+
+
+class PausedBeforeTheCheck(RedisTokenStore):
+    """A store whose holder is paused (a GC pause, a stalled VM) right before its last check before a refresh."""
+
+    pause: Callable[[RedisTokenStore], None] | None = None
+
+    def confirm(self) -> None:
+        if self.pause is not None:
+            self.pause(self)
+        super().confirm()
+
+
+@pytest.mark.parametrize("meanwhile", ["the lease ran out", "another holder took the lock and renewed the token"])
+def test_a_holder_paused_past_its_lease_before_the_refresh_sends_nothing(
+    fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str, meanwhile: str
+) -> None:
+    """A holder whose lease ran out before it sent the refresh token raises TokenStoreError and sends nothing:
+    the refresh token is spent once, by the holder of the lock, and the grant survives."""
+    user = fake_twitch.issue_user_token()
+    store = PausedBeforeTheCheck(redis_url, prefix=redis_prefix)
+    store_with(store, fake_twitch.client_id, "user", user)
+    other = _auth(fake_twitch, RedisTokenStore(redis_url, prefix=redis_prefix))
+    others: list[int] = []
+
+    def pause(paused: RedisTokenStore) -> None:
+        paused.client.delete(paused._lock_key)  # the pause outlasted the lease (its watchdog was paused too)
+        if meanwhile.startswith("another"):
+            t = threading.Thread(target=lambda: others.append(_get(fake_twitch, other).status_code))
+            t.start()
+            t.join(DEADLINE)
+
+    store.pause = pause
+    paused = _auth(fake_twitch, store)
+    fake_twitch.expire_tokens()
+    with pytest.raises(TokenStoreError, match="no longer holds the store's lock.*refresh token was not sent"):
+        _get(fake_twitch, paused)
+    assert fake_twitch.calls["refresh_token"] == len(others) and fake_twitch.grants_revoked == 0
+    assert others in ([], [200])
+    store.pause = None
+    assert _get(fake_twitch, paused).status_code == 200  # the next request renews, or adopts the renewed token
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+
+
+def test_a_lease_check_held_up_past_its_margin_refuses(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the check's own answer comes back late (a pause in it), less than a token call's worth of lease may be
+    left: the check refuses rather than let the refresh token go out."""
+    store = RedisTokenStore(redis_url, prefix=redis_prefix)
+    offset = [0.0]
+    monkeypatch.setattr(clock_module, "monotonic", lambda: time.monotonic() + offset[0])
+    with store.lock():
+        lengthen = store._lengthen
+
+        def late(**kwargs: Any) -> Any:
+            answer = lengthen(**kwargs)
+            offset[0] += 10.0  # the answer arrives 10 s after Redis gave it
+            return answer
+
+        store._lengthen = late
+        with pytest.raises(TokenStoreError, match=r"took 10\.\d s .*less than the 35 s a token call may take"):
+            store.confirm()
+        store._lengthen = lengthen
+        store.confirm()  # a prompt answer: the lease is made to last a whole token call
+        assert store.client.pttl(store._lock_key) > SPEND_LEASE * 1000
+
+
+def test_the_lease_covers_a_whole_token_call() -> None:
+    """A holder cut off from Redis right after its check keeps the others out until its token call is over."""
+    assert SPEND_LEASE >= sum(TIMEOUT)
+    assert OAuthClient("cid").timeout == TIMEOUT

@@ -77,6 +77,20 @@ def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_u
     assert other.load("cid", "user") == Token("newer")
 
 
+def test_the_watchdog_keeps_the_lease_of_a_live_holder(redis_url: str, redis_prefix: str) -> None:
+    """A holder that lives keeps the lock however long it holds it: its watchdog renews a 0.3 s lease."""
+    store = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.3)
+    other = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with store.lock():
+        held = store.client.get(store._lock_key)
+        deadline = time.monotonic() + 4 * store.lock_ttl  # four leases long
+        while time.monotonic() < deadline:
+            with other.lock(blocking=False) as taken:
+                assert not taken
+            time.sleep(0.02)
+        assert held is not None and store.client.get(store._lock_key) == held
+
+
 LEASE = 1.0
 """The lock's TTL in the slow-refresh test: the watchdog renews it every third of this."""
 

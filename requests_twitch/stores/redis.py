@@ -7,6 +7,10 @@ The same promises as the JSON file, kept by Redis instead of the file system
   holder at a time across the fleet, and a TTL (``lock_ttl``), so that a
   crashed holder cannot block everyone forever. While the holder lives, a
   watchdog renews the lease, so a slow refresh never outlasts it.
+- ``confirm()``, right before a refresh token is spent, checks that the lease
+  is still this holder's and makes it last a whole token call
+  (:data:`SPEND_LEASE`), so that a holder cut off from Redis while its
+  refresh is at Twitch still keeps the others out until the call is over.
 - ``save()`` and ``delete()`` are fenced: a Lua script writes only if the
   lock is still held with this holder's token. A process paused past its
   lease (a GC pause, a stalled VM) cannot overwrite the newer token that the
@@ -28,12 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import threading
-from typing import TYPE_CHECKING, Any, Hashable, Iterator, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Hashable, Iterator, Union
 
 from ..exceptions import TokenStoreError
 from ..token import Token
+from ._redis_lease import LENGTHEN, SPEND_LEASE, Lease
 from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
@@ -42,12 +45,10 @@ if TYPE_CHECKING:
 
     RedisClient = Union[redis.Redis, redis.cluster.RedisCluster]
 
-__all__ = ["RedisTokenStore"]
-
-log = logging.getLogger(__name__)
+__all__ = ["RedisTokenStore", "SPEND_LEASE"]
 
 DEFAULT_LOCK_TTL = 30.0
-"""Seconds a lock outlives a holder that died; a live holder renews it (see ``_keep_alive``)."""
+"""Seconds a lock outlives a holder that died; a live holder's watchdog renews it (_redis_lease.py)."""
 
 # KEYS: lock, tokens hash, version; ARGV: lock token, field, value ("" deletes).
 _FENCED_WRITE = """
@@ -84,6 +85,9 @@ class RedisTokenStore(TokenStore):
         store = RedisTokenStore("redis://redis.internal:6379/0")
         auth = TwitchAuth("my-client-id", "my-client-secret", store=store)
     """
+
+    spend_lease: float = SPEND_LEASE
+    """Seconds of lease :meth:`confirm` makes sure of before a refresh token is sent."""
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class RedisTokenStore(TokenStore):
         # A RedisCluster raises RedisClusterException, which is not a RedisError.
         self._redis_errors = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
         self._write = self.client.register_script(_FENCED_WRITE)
+        self._lengthen = self.client.register_script(LENGTHEN)
         self.location = f"{_server(self.client)} {keys}*"
 
     def __repr__(self) -> str:
@@ -182,50 +187,21 @@ class RedisTokenStore(TokenStore):
                 path=self.location,
             ) from None
 
-    # -- writing --------------------------------------------------------------
+    # -- the lock (a lease: _redis_lease.py) -------------------------------------
 
     def _acquire(self, timeout: float) -> object | None:
-        lock = self.client.lock(self._lock_key, timeout=self.lock_ttl, sleep=0.005, thread_local=False)
-        with self._errors("taking the lock"):
-            if not lock.acquire(blocking=timeout > 0, blocking_timeout=timeout if timeout > 0 else None):
-                return None
-        released = threading.Event()
-        watchdog = threading.Thread(target=self._keep_alive, args=(lock, released), daemon=True)
-        watchdog.start()
-        return _Held(lock, released, watchdog)
+        return Lease.take(self, timeout)
 
     def _release(self, handle: object) -> None:
-        import redis.exceptions
+        assert isinstance(handle, Lease)
+        handle.release()
 
-        assert isinstance(handle, _Held)
-        handle.released.set()
-        handle.watchdog.join()
-        try:
-            handle.lock.release()
-        except redis.exceptions.LockNotOwnedError:
-            log.warning("%s: the lock expired before it was released (lock_ttl %g s)", self.location, self.lock_ttl)
-        except self._redis_errors as exc:
-            log.warning("%s: could not release the lock (%s); it expires in %g s", self.location, exc, self.lock_ttl)
+    def _confirm(self, handle: object) -> None:
+        """Right before a refresh token is spent: the lease must still be ours, and last :attr:`spend_lease` more."""
+        assert isinstance(handle, Lease)
+        handle.confirm()
 
-    def _keep_alive(self, lock: Any, released: threading.Event) -> None:
-        """Renew the lease every third of ``lock_ttl`` while the lock is held.
-
-        A refresh (with its retries) may outlast any fixed TTL; if the lease
-        ran out meanwhile, another machine could send the same single-use
-        refresh token. The TTL then only bounds how long a dead holder blocks
-        the fleet. A holder paused longer than the TTL still loses the lease,
-        and the fence refuses its write.
-        """
-        import redis.exceptions
-
-        while not released.wait(self.lock_ttl / 3):
-            try:
-                lock.reacquire()
-            except redis.exceptions.LockNotOwnedError:
-                log.warning("%s: the lock was lost while held (a pause longer than lock_ttl?)", self.location)
-                return
-            except self._redis_errors as exc:
-                log.warning("%s: could not renew the lock's lease (%s)", self.location, exc)
+    # -- writing --------------------------------------------------------------
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
         self._fenced_write(_field(client_id, account), _Secret(json.dumps(token.to_dict())), handle)
@@ -234,18 +210,22 @@ class RedisTokenStore(TokenStore):
         self._fenced_write(_field(client_id, account), None, handle)
 
     def _fenced_write(self, field: str, secret: _Secret | None, handle: object) -> None:
-        assert isinstance(handle, _Held)
+        assert isinstance(handle, Lease)
         with self._errors("writing a token", wrote=True):
-            written = self._write(
-                keys=[self._lock_key, self._tokens_key, self._version_key],
-                args=[handle.lock.local.token, field, "" if secret is None else secret.value],
-            )
+            written = self._run_write(handle.token, field, secret)
         if written is None:
             raise TokenStoreError(
                 f"{self.location}: the lock expired before the token was written (lock_ttl {self.lock_ttl:g} s),"
                 " so it was not: another process may hold the lock and a newer token now.",
                 path=self.location,
             )
+
+    def _run_write(self, lease_token: bytes, field: str, secret: _Secret | None) -> Any:
+        """The fenced write: None if the lock does not hold ``lease_token``, else the new version. Raises redis-py errors."""
+        return self._write(
+            keys=[self._lock_key, self._tokens_key, self._version_key],
+            args=[lease_token, field, "" if secret is None else secret.value],
+        )
 
     @contextlib.contextmanager
     def _errors(self, doing: str, *, wrote: bool = False) -> Iterator[None]:
@@ -279,14 +259,6 @@ class _Secret:
 
     def __repr__(self) -> str:
         return "<token JSON: redacted>"
-
-
-class _Held(NamedTuple):
-    """A lock this process holds: redis-py's Lock, and the watchdog that keeps its lease."""
-
-    lock: Any
-    released: threading.Event
-    watchdog: threading.Thread
 
 
 def _hash_tagged(prefix: str) -> str:
