@@ -1,9 +1,10 @@
 """Faults a fleet on Redis meets, each with a real Redis (skipped without redis-server).
 
 A Redis Cluster; a Redis error with tokens in reach of a traceback; a lease
-lost before the refresh goes out. Each test ends with the grant intact
-(FakeTwitch revokes it when a spent refresh token comes back), nothing lost,
-and a typed requests_twitch error where something had to fail.
+lost before the refresh goes out; a partition while the refresh is at Twitch.
+Each test ends with the grant intact (FakeTwitch revokes it when a spent
+refresh token comes back), nothing lost, and a typed requests_twitch error
+where something had to fail.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import requests
 import requests_twitch._clock as clock_module
 from requests_twitch import RedisTokenStore, TokenStoreError, TwitchAuth
 from requests_twitch.oauth import TIMEOUT, OAuthClient
+from requests_twitch.stores._redis_lease import WATCHDOG
 from requests_twitch.stores.redis import SPEND_LEASE
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import store_with
 from _procs import DEADLINE, Workers
 from conftest import start_redis
+from test_redis_store import oauth_proxy
 
 redis = pytest.importorskip("redis")
 import redis.cluster  # noqa: E402
@@ -93,6 +96,75 @@ def cluster_url(tmp_path: Path) -> Iterator[str]:
         process.wait(DEADLINE)
 
 
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 to ``port`` whose link can be cut, as a network partition does, and healed.
+
+    While cut, bytes in both directions are dropped: the client's commands and
+    Redis' answers vanish, and the client times out, as on a real partition.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._target = ("127.0.0.1", port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # accept() polls _closed: closing a socket does not wake it
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        self._cut = threading.Event()
+        self._closed = threading.Event()
+        self._mutex = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def cut(self) -> None:
+        self._cut.set()
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._threads[0].join(DEADLINE)
+        self._listener.close()
+        with self._mutex:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            threads = list(self._threads)
+        for t in threads:
+            t.join(DEADLINE)
+        for s in self._sockets:
+            s.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            with self._mutex:
+                self._sockets += [client, upstream]
+                for src, dst in ((client, upstream), (upstream, client)):
+                    self._threads.append(threading.Thread(target=self._pump, args=(src, dst), daemon=True))
+                    self._threads[-1].start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self._cut.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+
 def _auth(fake: FakeTwitch, store: RedisTokenStore, id_url: str | None = None) -> TwitchAuth:
     return TwitchAuth(fake.client_id, fake.client_secret, account="user", store=store, validate_every=None,
                       id_url=id_url or fake.id_url, api_url=fake.api_url)
@@ -116,6 +188,13 @@ def _traceback_locals(exc: BaseException) -> str:
         text += [f"{f.filename}:{f.name} {f.locals}" for f in rendered.stack if f.filename != __file__]
         rendered = rendered.__cause__ or (None if rendered.__suppress_context__ else rendered.__context__)
     return "\n".join(text)
+
+
+def _wait_for_the_watchdogs() -> None:
+    deadline = time.monotonic() + DEADLINE
+    while any(t.name == WATCHDOG for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a lease's watchdog did not stop"
+        time.sleep(0.01)
 
 
 # -- 1. Redis Cluster ----------------------------------------------------------------
@@ -225,6 +304,7 @@ def test_no_token_in_the_locals_of_a_redis_error(
         with pytest.raises(TokenStoreError, match="Redis failed while reading") as info:
             store.load("cid", "user")
         failures.append(info.value)
+    _wait_for_the_watchdogs()  # it retried the save until the lease ran out
     for exc in failures:
         frames = _traceback_locals(exc)
         assert "stores/redis.py" in frames
@@ -304,3 +384,53 @@ def test_the_lease_covers_a_whole_token_call() -> None:
     """A holder cut off from Redis right after its check keeps the others out until its token call is over."""
     assert SPEND_LEASE >= sum(TIMEOUT)
     assert OAuthClient("cid").timeout == TIMEOUT
+
+
+# -- 4. A partition while the refresh is at Twitch -----------------------------------
+
+
+def test_a_partition_while_the_refresh_is_at_twitch_keeps_the_lock_until_the_save_lands(
+    fake_twitch: FakeTwitch, server: tuple[subprocess.Popen[bytes], int], redis_prefix: str
+) -> None:
+    """The holder's link to Redis is cut while its refresh is at Twitch. Its request fails with TokenStoreError
+    (the renewed pair cannot be saved), but the holder keeps the lock, so no other process sends the spent
+    refresh token; once the link is back, the save lands, the others adopt the renewed token, one refresh in all."""
+    _, port = server
+    direct = f"redis://127.0.0.1:{port}/0"
+    user = fake_twitch.issue_user_token()
+    store_with(RedisTokenStore(direct, prefix=redis_prefix), fake_twitch.client_id, "user", user)
+    proxy = TcpProxy(port)
+    at_twitch = threading.Event()
+
+    def cut_during_the_refresh() -> None:
+        proxy.cut()
+        at_twitch.set()
+
+    client = redis.Redis.from_url(proxy.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        with oauth_proxy(fake_twitch.url, cut_during_the_refresh) as id_proxy:
+            holder = _auth(fake_twitch, RedisTokenStore(client, prefix=redis_prefix), id_url=f"{id_proxy}/oauth2")
+            other = _auth(fake_twitch, RedisTokenStore(direct, prefix=redis_prefix))
+            fake_twitch.expire_tokens()
+            with pytest.raises(TokenStoreError, match="lock is kept.*renewed token is kept in this process"):
+                _get(fake_twitch, holder)
+            assert at_twitch.is_set() and fake_twitch.calls["refresh_token"] == 1
+            # Another process meets the dead token: it must wait, not spend the old refresh token.
+            others: list[int] = []
+            waiter = threading.Thread(target=lambda: others.append(_get(fake_twitch, other).status_code))
+            waiter.start()
+            waiter.join(0.5)
+            assert waiter.is_alive() and fake_twitch.calls["refresh_token"] == 1
+            proxy.heal()
+            waiter.join(DEADLINE)
+            assert others == [200]
+            assert _get(fake_twitch, holder).status_code == 200
+            kept = holder.credentials.token
+    finally:
+        proxy.heal()
+        _wait_for_the_watchdogs()
+        proxy.close()
+        client.close()
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+    stored = RedisTokenStore(direct, prefix=redis_prefix).load(fake_twitch.client_id, "user")
+    assert stored is not None and stored == kept and stored.access_token != user.access_token

@@ -8,7 +8,9 @@ One :class:`Lease` per holding of the store's lock; it is the handle that
   that a holder that died frees it after ``lock_ttl``;
 - a watchdog thread renews it every third of ``lock_ttl`` while it is held;
 - :meth:`Lease.confirm`, right before a refresh token is spent, checks that it
-  is still this holder's and makes it last a whole token call (:data:`SPEND_LEASE`).
+  is still this holder's and makes it last a whole token call (:data:`SPEND_LEASE`);
+- a save that Redis did not answer keeps it: the watchdog lands the save, then
+  releases, so that no other process spends the refresh token it replaces.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .. import _clock
 from ..exceptions import TokenStoreError
 
 if TYPE_CHECKING:
-    from .redis import RedisTokenStore
+    from .redis import RedisTokenStore, _Secret
 
 __all__ = ["SPEND_LEASE", "Lease"]
 
@@ -44,6 +46,9 @@ CHECK_SLACK = 5.0
 WATCHDOG = "requests-twitch lease watchdog"
 """The name of the watchdog threads."""
 
+_SETTLE_POLL = 0.2
+"""How often a save that Redis did not answer is tried again, while the lease lasts."""
+
 # KEYS: lock; ARGV: lock token, lease in ms. Lengthens the lease to ARGV[2] if it
 # is shorter, never shortens it; returns the lease left in ms, or -2 if the lock
 # is not this holder's.
@@ -62,7 +67,7 @@ return left
 
 
 class Lease:
-    """One holding of a RedisTokenStore's lock: redis-py's Lock, and the watchdog that keeps its lease."""
+    """One holding of a RedisTokenStore's lock: redis-py's Lock, its watchdog, and a save Redis did not answer."""
 
     def __init__(self, store: RedisTokenStore, lock: Any, *, until: float) -> None:
         self.store = store
@@ -71,6 +76,8 @@ class Lease:
         """The holder's random token: the lock key holds it while the lease is this holder's."""
         self.until = until
         """Monotonic time until which the lease surely lasts (measured from before each renewal was sent)."""
+        self.pending: tuple[str, _Secret] | None = None
+        """(field, value) of the last save, if Redis did not answer it; the watchdog lands it."""
         self._released = threading.Event()
         self._watchdog = threading.Thread(target=self._keep_alive, name=WATCHDOG, daemon=True)
 
@@ -90,8 +97,12 @@ class Lease:
         return lease
 
     def release(self) -> None:
-        """Give the lock back."""
+        """Give the lock back, unless a save is pending: then the watchdog lands it first."""
         self._released.set()
+        if self.pending is not None and self._watchdog.is_alive():
+            log.warning("%s: keeping the lock while the token write Redis did not answer is retried",
+                        self.store.location)
+            return
         self._watchdog.join()
         self._give_back()
 
@@ -139,7 +150,7 @@ class Lease:
         return self.until - _clock.monotonic()
 
     def _keep_alive(self) -> None:
-        """Renew the lease every third of ``lock_ttl`` while the lock is held.
+        """Renew the lease every third of ``lock_ttl`` while the lock is held; then land a pending save.
 
         A refresh (with its retries) may outlast any fixed TTL; if the lease
         ran out meanwhile, another machine could send the same single-use
@@ -156,6 +167,38 @@ class Lease:
                     return
             except store._redis_errors as exc:
                 log.warning("%s: could not renew the lock's lease (%s)", store.location, exc)
+        if self.pending is not None:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Land the save Redis did not answer, under the lease still held, then release the lock.
+
+        The renewed pair it carries holds the only valid refresh token: while
+        the lease lasts nobody else can spend the old one, so the write is
+        tried again until it lands, the fence refuses it (the lease was lost),
+        or the lease has surely run out.
+        """
+        store = self.store
+        assert self.pending is not None
+        field, secret = self.pending
+        while _clock.monotonic() < self.until:
+            try:
+                written = store._run_write(self.token, field, secret)
+            except store._redis_errors:
+                _clock.sleep(_SETTLE_POLL)
+                continue
+            if written is None:
+                break
+            self.pending = None
+            log.warning("%s: saved the renewed token that Redis had not answered for", store.location)
+            self._give_back()
+            return
+        log.error(
+            "%s: could not save a renewed token before the lock's lease ran out: another process may now"
+            " send the refresh token it replaced, which Twitch takes as a reuse (twitchdev/issues#903)."
+            " This process keeps the renewed token and saves it when it can.",
+            store.location,
+        )
 
     def _give_back(self) -> None:
         import redis.exceptions

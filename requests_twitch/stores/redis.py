@@ -14,7 +14,9 @@ The same promises as the JSON file, kept by Redis instead of the file system
 - ``save()`` and ``delete()`` are fenced: a Lua script writes only if the
   lock is still held with this holder's token. A process paused past its
   lease (a GC pause, a stalled VM) cannot overwrite the newer token that the
-  next holder saved; it gets a TokenStoreError instead.
+  next holder saved; it gets a TokenStoreError instead. A save that Redis
+  does not answer keeps the lock, and the watchdog retries it while the
+  lease lasts.
 - ``version()`` is a counter the same script increments with every write: one
   ``GET`` per request, not a read of the tokens.
 - Tokens live in one hash, one field per (client id, account), each replaced
@@ -34,6 +36,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any, Hashable, Iterator, Union
 
+from .. import _clock
 from ..exceptions import TokenStoreError
 from ..token import Token
 from ._redis_lease import LENGTHEN, SPEND_LEASE, Lease
@@ -211,8 +214,22 @@ class RedisTokenStore(TokenStore):
 
     def _fenced_write(self, field: str, secret: _Secret | None, handle: object) -> None:
         assert isinstance(handle, Lease)
-        with self._errors("writing a token", wrote=True):
-            written = self._run_write(handle.token, field, secret)
+        try:
+            with self._errors("writing a token", wrote=True):
+                written = self._run_write(handle.token, field, secret)
+        except TokenStoreError as exc:
+            if secret is None:
+                raise
+            # Most likely a renewed pair: the old refresh token is spent. Keep
+            # the lock (the watchdog retries the save) rather than let another
+            # process take it and send the old one.
+            handle.pending = (field, secret)
+            left = max(handle.until - _clock.monotonic(), 0)
+            raise TokenStoreError(
+                f"{exc} The lock is kept, and the write retried, for as long as its lease lasts ({left:.0f} s).",
+                path=self.location,
+            ) from None
+        handle.pending = None
         if written is None:
             raise TokenStoreError(
                 f"{self.location}: the lock expired before the token was written (lock_ttl {self.lock_ttl:g} s),"
@@ -234,12 +251,10 @@ class RedisTokenStore(TokenStore):
         try:
             yield
         except self._redis_errors as exc:
-            # A write whose reply timed out may have happened; one that failed to connect did not.
-            outcome = (
-                "the write may or may not have happened"
-                if wrote and not isinstance(exc, redis.exceptions.ConnectionError)
-                else "nothing was changed"
-            )
+            # A write may have happened unless the connection was never made,
+            # and redis-py raises ConnectionError for a reply lost after the
+            # command was sent as well: say "may" for every failed write.
+            outcome = "the write may or may not have happened" if wrote else "nothing was changed"
             hint = ""
             if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.AskError)):
                 hint = " This is a Redis Cluster: pass a redis.cluster.RedisCluster client."
