@@ -1,10 +1,10 @@
 """Faults a fleet on Redis meets, each with a real Redis (skipped without redis-server).
 
 A Redis Cluster; a Redis error with tokens in reach of a traceback; a lease
-lost before the refresh goes out; a partition while the refresh is at Twitch.
-Each test ends with the grant intact (FakeTwitch revokes it when a spent
-refresh token comes back), nothing lost, and a typed requests_twitch error
-where something had to fail.
+lost before the refresh goes out; a partition while the refresh is at Twitch;
+``migrate`` run a second time. Each test ends with the grant intact
+(FakeTwitch revokes it when a spent refresh token comes back), nothing lost,
+and a typed requests_twitch error where something had to fail.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ import pytest
 import requests
 
 import requests_twitch._clock as clock_module
-from requests_twitch import RedisTokenStore, TokenStoreError, TwitchAuth
+from requests_twitch import (
+    JSONTokenStore, MemoryTokenStore, RedisTokenStore, Token, TokenStoreError, TwitchAuth, move_tokens,
+)
+from requests_twitch.cli import main
 from requests_twitch.oauth import TIMEOUT, OAuthClient
 from requests_twitch.stores._redis_lease import WATCHDOG
 from requests_twitch.stores.redis import SPEND_LEASE
@@ -434,3 +437,58 @@ def test_a_partition_while_the_refresh_is_at_twitch_keeps_the_lock_until_the_sav
     assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
     stored = RedisTokenStore(direct, prefix=redis_prefix).load(fake_twitch.client_id, "user")
     assert stored is not None and stored == kept and stored.access_token != user.access_token
+
+
+# -- 5. migrate, run again -----------------------------------------------------------
+
+
+def test_migrate_run_again_keeps_in_the_file_what_redis_already_has(
+    fake_twitch: FakeTwitch, redis_url: str, token_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second migrate meets an older copy in Redis: the file's newer token is not deleted (it may hold the only
+    valid refresh token), the command names the account and exits 1; --overwrite then moves it. Nothing lost."""
+    target = RedisTokenStore(redis_url)  # the command's default prefix
+    target.client.delete(target._tokens_key, target._version_key)
+    try:
+        file_store = JSONTokenStore(token_file)
+        first = fake_twitch.issue_user_token()
+        store_with(file_store, fake_twitch.client_id, "user", first)
+        store_with(file_store, fake_twitch.client_id, "bot", fake_twitch.issue_user_token(login="bot"))
+        assert main(["migrate", "--from", str(token_file), "--to", redis_url]) == 0
+        assert "moved 2 token(s)" in capsys.readouterr().out and file_store.items() == []
+        # A process not moved yet renews the user's token and saves it in the file: Redis holds the spent pair.
+        assert first.refresh_token is not None
+        newer = OAuthClient(fake_twitch.client_id, fake_twitch.client_secret, id_url=fake_twitch.id_url).refresh(
+            first.refresh_token, previous=first)
+        store_with(file_store, fake_twitch.client_id, "user", newer)
+        store_with(file_store, fake_twitch.client_id, "app", Token("app-token", kind="app"))
+
+        assert main(["migrate", "--from", str(token_file), "--to", redis_url]) == 1
+        out, err = capsys.readouterr()
+        assert "moved 1 token(s)" in out  # the app token, which Redis did not have
+        assert f"{fake_twitch.client_id}/user" in err and "--overwrite" in err and "bot" not in err
+        assert file_store.load(fake_twitch.client_id, "user") == newer  # still in the file
+        assert file_store.load(fake_twitch.client_id, "app") is None  # moved: out of the file
+        assert target.load(fake_twitch.client_id, "user") == first
+
+        assert main(["migrate", "--from", str(token_file), "--to", redis_url, "--overwrite"]) == 0
+        assert "moved 1 token(s)" in capsys.readouterr().out
+        assert file_store.items() == [] and target.load(fake_twitch.client_id, "user") == newer
+        fake_twitch.expire_tokens()  # the migrated pair still renews: its refresh token is the valid one
+        assert _get(fake_twitch, _auth(fake_twitch, target)).status_code == 200
+        assert fake_twitch.calls["refresh_token"] == 2 and fake_twitch.grants_revoked == 0
+    finally:
+        target.client.delete(target._tokens_key, target._version_key)
+
+
+def test_move_tokens_deletes_from_the_source_only_what_the_target_has() -> None:
+    """A different copy in the target is kept in both stores; an identical one is already moved."""
+    source, target = MemoryTokenStore(), MemoryTokenStore()
+    for account, token in {"new": Token("a"), "same": Token("b"), "differs": Token("c-newer")}.items():
+        store_with(source, "cid", account, token)
+    store_with(target, "cid", "same", Token("b"))
+    store_with(target, "cid", "differs", Token("c-older"))
+    assert move_tokens(source, target) == ([("cid", "new"), ("cid", "same")], [("cid", "differs")])
+    assert source.items() == [(("cid", "differs"), Token("c-newer"))]
+    assert [(key, t.access_token) for key, t in target.items()] == [
+        (("cid", "differs"), "c-older"), (("cid", "new"), "a"), (("cid", "same"), "b")]

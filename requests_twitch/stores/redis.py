@@ -238,7 +238,10 @@ class RedisTokenStore(TokenStore):
             )
 
     def _run_write(self, lease_token: bytes, field: str, secret: _Secret | None) -> Any:
-        """The fenced write: None if the lock does not hold ``lease_token``, else the new version. Raises redis-py errors."""
+        """The fenced write: None if the lock does not hold ``lease_token``, else the new version.
+
+        Raises redis-py's errors as they are (the callers word them).
+        """
         return self._write(
             keys=[self._lock_key, self._tokens_key, self._version_key],
             args=[lease_token, field, "" if secret is None else secret.value],
