@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,9 @@ def cluster_url(tmp_path: Path) -> Iterator[str]:
     """A real single-node Redis Cluster on 127.0.0.1 owning all 16384 slots, stopped after the test."""
     if shutil.which("redis-server") is None:
         pytest.skip(NO_SERVER)
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=DEADLINE).stdout
+    if not re.search(r"v=([7-9]|\d\d)\.", version):  # CLUSTER ADDSLOTSRANGE and --cluster-port came with Redis 7
+        pytest.skip(f"the Redis Cluster tests need redis-server 7 or later, not {version.strip()!r}")
     port = _free_port()
     log = tmp_path / "redis.log"
     # The cluster bus listens on a port of its own (by default port + 10000, which may be taken or > 65535).
