@@ -213,10 +213,18 @@ def _migrate(args: argparse.Namespace) -> int:
     source = JSONTokenStore(args.source or default_token_file())
     target = open_store(args.target)
     moved, kept = move_tokens(source, target, overwrite=args.overwrite)
-    print(f"moved {moved} token(s) from {source!r} to {target!r}"
-          + (f"; kept {kept} the target already had (--overwrite replaces them)" if kept else "")
-          + "; point every process at the new store (TWITCH_TOKEN_STORE)")
-    return 0
+    print(f"moved {len(moved)} token(s) from {source!r} to {target!r};"
+          " point every process at the new store (TWITCH_TOKEN_STORE)")
+    if not kept:
+        return 0
+    # Either copy may hold the only valid refresh token: a person chooses.
+    accounts = ", ".join(f"{client}/{account}" for client, account in kept)
+    print(f"requests-twitch: kept {len(kept)} token(s) in {source!r}: {target!r} already has a different token"
+          f" for {accounts}. Either copy may hold the only valid refresh token, so neither was deleted. Compare"
+          " them (requests-twitch status, with --token-file and with --store); if the file's is the newer, run"
+          " again with --overwrite, else forget the file's copy (requests-twitch logout --token-file FILE"
+          " --client-id CLIENT --account ACCOUNT).", file=sys.stderr)
+    return 1
 
 
 def _get(args: argparse.Namespace) -> int:

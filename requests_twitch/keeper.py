@@ -409,6 +409,8 @@ class TokenKeeper:
             if spent and self._keeping is None:
                 self.store.keep()
                 self._keeping = os.getpid()
+                # Saved by a thread of its own, so that an idle process does not hold the lock for long.
+                threading.Thread(target=self._save_in_background, name="requests-twitch saver", daemon=True).start()
             log.error(
                 "could not save the renewed token of account %r (%s); this process uses it and keeps"
                 " the store's lock until the store accepts it", self.account, exc,
@@ -434,6 +436,13 @@ class TokenKeeper:
         if self._keeping == os.getpid():
             return contextlib.nullcontext(True)
         return self.store.lock(blocking=blocking)
+
+    def _save_in_background(self) -> None:
+        """Try the save again every :data:`SAVE_RETRY` seconds while this process keeps the lock for it."""
+        pid, pause = os.getpid(), threading.Event()  # a real wait: never set
+        while self._keeping == pid and not pause.wait(SAVE_RETRY):
+            self._retry_save_at = 0.0  # due now, whatever a test did to the clock
+            self.save_unsaved()
 
     def _forget_unsaved(self) -> None:
         """A login or a logout replaced what the account had: an unsaved token no longer matters."""

@@ -113,6 +113,12 @@ def test_threads_use_a_renewed_pair_the_store_refused_and_never_spend_the_old_on
     # Later requests too, without spending anything, while the store still refuses.
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     assert fake_twitch.calls["refresh_token"] == 1
+    # Once the store takes writes again, the renewed pair is saved without a request.
+    store.refusing = False
+    deadline = time.monotonic() + DEADLINE
+    while auth.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.load(fake_twitch.client_id, "user") == auth.credentials.token
 
 
 OTHER_PROCESS = """

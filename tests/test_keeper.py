@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -49,17 +50,16 @@ def test_a_herd_meeting_a_timeout_sends_the_refresh_token_once(fake_twitch: Fake
     assert fake_twitch.grants_revoked == 0
 
 
-def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(
-    fake_twitch: FakeTwitch, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(fake_twitch: FakeTwitch) -> None:
     """A full disk after Twitch rotated the pair: the process uses the new pair, saves it later, spends nothing twice."""
 
     class FlakyStore(MemoryTokenStore):
-        refuse = 0
+        refusing = False
+        refused = 0
 
         def save(self, client_id: str, account: str, token: Token) -> None:
-            if self.refuse:
-                self.refuse -= 1
+            if self.refusing:
+                self.refused += 1
                 raise TokenStoreError("disk full", path="/flaky")
             super().save(client_id, account, token)
 
@@ -70,22 +70,25 @@ def test_a_renewed_token_the_store_refuses_is_kept_and_saved_later(
                       api_url=fake_twitch.api_url)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     fake_twitch.expire_tokens()
-    store.refuse = 2
+    store.refusing = True
     with pytest.raises(TokenStoreError, match="kept in this process"):  # the renewal whose save failed says so
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     renewed = auth.credentials._keeper.unsaved[1]  # type: ignore[index]
-    # Meanwhile every request uses the renewed token; the store is tried again at most once a second.
-    monkeypatch.setattr(clock_module, "monotonic", lambda: 1e9)  # the next try is due (and refused once more)
-    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
-    assert r.status_code == 200 and r.history == []
-    assert r.request.headers["Authorization"] == f"Bearer {renewed.access_token}"
-    assert store.refuse == 0 and store.load(fake_twitch.client_id, "user") != renewed  # refused twice: not saved yet
-    monkeypatch.setattr(clock_module, "monotonic", lambda: 2e9)
-    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)  # the store accepts it now
-    assert r.status_code == 200 and r.history == []
+    # Meanwhile every request uses the renewed token, and nothing is spent.
+    for _ in range(3):
+        r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+        assert r.status_code == 200 and r.history == []
+        assert r.request.headers["Authorization"] == f"Bearer {renewed.access_token}"
+    assert store.load(fake_twitch.client_id, "user") != renewed
+    # The store takes it again: it is saved (by a thread of its own, at most a second later), untouched by requests.
+    store.refusing = False
+    deadline = time.monotonic() + 30
+    while store.load(fake_twitch.client_id, "user") != renewed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.load(fake_twitch.client_id, "user") == renewed == auth.credentials.token
+    assert auth.credentials._keeper.unsaved is None
     assert fake_twitch.calls["refresh_token"] == 1  # the spent refresh token was never sent again
     assert fake_twitch.grants_revoked == 0
-    assert store.load(fake_twitch.client_id, "user") == renewed == auth.credentials.token
 
 
 def test_a_failed_early_renewal_still_sends_the_valid_token(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -68,12 +69,26 @@ def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_u
     other = RedisTokenStore(redis_url, prefix=redis_prefix)
     with paused.lock():
         # A GC pause or a stalled VM stops every thread, the lease's watchdog too: the lease runs out.
-        paused.client.delete(f"{redis_prefix}lock")
+        paused.client.delete(paused._lock_key)
         with other.lock():  # meanwhile another process takes the lock and saves a newer token
             other.save("cid", "user", Token("newer"))
         with pytest.raises(TokenStoreError, match="lock expired"):
             paused.save("cid", "user", Token("stale"))
     assert other.load("cid", "user") == Token("newer")
+
+
+def test_the_watchdog_keeps_the_lease_of_a_live_holder(redis_url: str, redis_prefix: str) -> None:
+    """A holder that lives keeps the lock however long it holds it: its watchdog renews a 0.3 s lease."""
+    store = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.3)
+    other = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with store.lock():
+        held = store.client.get(store._lock_key)
+        deadline = time.monotonic() + 4 * store.lock_ttl  # four leases long
+        while time.monotonic() < deadline:
+            with other.lock(blocking=False) as taken:
+                assert not taken
+            time.sleep(0.02)
+        assert held is not None and store.client.get(store._lock_key) == held
 
 
 LEASE = 1.0
@@ -126,7 +141,7 @@ def test_a_refresh_slower_than_the_lease_still_happens_once(
     def hold() -> None:
         # The token call is answered only once its caller has kept the lock for two leases
         # (so the watchdog renewed it), or at once if the lock changed hands meanwhile.
-        lock = f"{redis_prefix}lock"
+        lock = seed._lock_key
         holder, since = seed.client.get(lock), time.monotonic()
         while holder is not None and seed.client.get(lock) == holder and time.monotonic() - since < 2 * LEASE:
             time.sleep(0.01)
@@ -163,7 +178,8 @@ def test_a_redis_that_goes_away_and_comes_back(fake_twitch: FakeTwitch, tmp_path
         saved = auth.credentials.store.load(fake_twitch.client_id, "user")
         server.terminate()
         server.wait(10)
-        with pytest.raises(TokenStoreError, match=rf"redis://127.0.0.1:{port}/0 {redis_prefix}.*nothing was changed"):
+        where = re.escape(f"redis://127.0.0.1:{port}/0 {{{redis_prefix}}}*")
+        with pytest.raises(TokenStoreError, match=rf"{where}.*nothing was changed"):
             requests.get(f"{fake_twitch.api_url}/users", auth=auth)
         server, _ = start_redis(port)  # a restart (this one without persistence: empty)
         store_with(auth.credentials.store, fake_twitch.client_id, "user", saved)  # as a persisted Redis would have it
@@ -186,7 +202,8 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
     fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str, token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = redis_url  # the default prefix: the command has no flag for another
-    RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
+    default = RedisTokenStore(url)
+    default.client.delete(default._tokens_key, default._version_key)
     file_store = JSONTokenStore(token_file)
     store_with(file_store, fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="migrated"))
     env = {**os.environ, "TWITCH_CLIENT_ID": fake_twitch.client_id, "TWITCH_CLIENT_SECRET": fake_twitch.client_secret,
@@ -202,15 +219,16 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
     assert status.returncode == 0 and "migrated" in status.stdout and "redis://" in status.stdout
     store_with(file_store, fake_twitch.client_id, "user", fake_twitch.issue_user_token(login="older"))
     again = subprocess.run([*command, "migrate", "--to", url], env=env, capture_output=True, text=True, timeout=60)
-    assert "kept 1" in again.stdout  # what the target has may be newer: not overwritten
-    assert JSONTokenStore(token_file).items() == []  # and the stale copy is gone from the file all the same
+    # Either copy may hold the only valid refresh token: both are kept, and the command says so.
+    assert again.returncode == 1 and f"{fake_twitch.client_id}/user" in again.stderr and "--overwrite" in again.stderr
+    assert [token.login for _, token in JSONTokenStore(token_file).items()] == ["older"]
     for name, value in env.items():
         if name.startswith("TWITCH_"):
             monkeypatch.setenv(name, value)
     auth = TwitchAuth.from_env(account="user")
     assert isinstance(auth.credentials.store, RedisTokenStore)
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).json()["data"][0]["login"] == "migrated"
-    RedisTokenStore(url).client.delete("requests-twitch:tokens", "requests-twitch:version")
+    default.client.delete(default._tokens_key, default._version_key)
 
 
 def test_importing_the_package_does_not_need_redis() -> None:

@@ -66,22 +66,29 @@ def default_token_file() -> str:
     return os.path.join(platformdirs.user_config_dir("requests-twitch", appauthor=False), "tokens.json")
 
 
-def move_tokens(source: TokenStore, target: TokenStore, *, overwrite: bool = False) -> tuple[int, int]:
-    """Move every token of ``source`` into ``target`` (from the file to Redis), leaving none behind.
+def move_tokens(
+    source: TokenStore, target: TokenStore, *, overwrite: bool = False
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Move every token of ``source`` into ``target`` (from the file to Redis).
 
     A single-use refresh token must live in one store only: a process still on
     the old store would spend it a second time. Both stores are locked while
-    the tokens move, and each is removed from ``source`` once ``target`` has
-    it. A token ``target`` already has is kept unless ``overwrite``: it may be
-    newer. Returns (moved, kept).
+    the tokens move, and each token is removed from ``source`` once ``target``
+    has it. A token ``target`` already has (a different one) is kept there,
+    unless ``overwrite``, and then stays in ``source`` too: either copy may
+    hold the only valid refresh token, so neither is deleted without a person
+    choosing. Returns the (client id, account) keys moved, and those kept.
     """
-    moved = kept = 0
+    moved: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
     with source.lock(), target.lock():
-        for (client_id, account), token in source.items():
-            if overwrite or target.load(client_id, account) is None:
-                target.save(client_id, account, token)
-                moved += 1
-            else:
-                kept += 1
-            source.delete(client_id, account)
+        for key, token in source.items():
+            there = target.load(*key)
+            if there is not None and there != token and not overwrite:
+                kept.append(key)
+                continue
+            if there != token:
+                target.save(*key, token)
+            source.delete(*key)
+            moved.append(key)
     return moved, kept
