@@ -11,6 +11,7 @@ import requests
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .retry import TwitchAdapter, TwitchRetry
+from .token import Redacted
 
 __all__ = ["DEFAULT_PAGE_SIZE", "PAGE_SIZES", "RateLimit", "TwitchSession"]
 
@@ -77,6 +78,12 @@ class TwitchSession(requests.Session):
         max_wait: float = 60.0,
         **auth_kwargs: Any,
     ) -> None:
+        # Secrets given here are locals of this frame: held redacted, as in TwitchCredentials.
+        if isinstance(client_secret, str):
+            client_secret = Redacted(client_secret)
+        for name in ("access_token", "refresh_token"):
+            if isinstance(auth_kwargs.get(name), str):
+                auth_kwargs[name] = Redacted(auth_kwargs[name])
         super().__init__()
         if auth is None:
             if client_id is None and credentials is None:
@@ -93,7 +100,9 @@ class TwitchSession(requests.Session):
         self.hooks["response"].append(self._remember_ratelimit)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.auth!r})"
+        # getattr: repr'd in the locals of a traceback of __init__ too.
+        base_url, auth = getattr(self, "base_url", None), getattr(self, "auth", None)
+        return f"{type(self).__name__}(base_url={base_url!r}, auth={auth!r})"
 
     @property
     def credentials(self) -> TwitchCredentials:

@@ -42,8 +42,8 @@ class Redacted(str):
 
     @classmethod
     def of(cls, value: str | None) -> Redacted | None:
-        """``value`` as a Redacted (None stays None)."""
-        return None if value is None else cls(value)
+        """``value`` as a Redacted; None, or anything that is no string, stays as it is (for the type checks after)."""
+        return cls(value) if isinstance(value, str) else value
 
 
 @dataclasses.dataclass(frozen=True)

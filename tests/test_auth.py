@@ -23,6 +23,7 @@ from requests_twitch import (
     TokenRefreshError,
     TokenStoreError,
     TwitchAuth,
+    TwitchSession,
     TwitchAuthError,
 )
 from requests_twitch.auth import Action, decide
@@ -620,4 +621,13 @@ def test_misconfigured_credentials_leave_no_secret_in_traceback_locals(fake_twit
     with pytest.raises(TypeError, match="token_file or store") as info:
         TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, access_token=user.access_token,
                    refresh_token=user.refresh_token, token_file=tmp_path / "t.json", store=MemoryTokenStore())
+    assert_no_secret_in_any_traceback(info, fake_twitch)
+
+
+def test_a_misconfigured_session_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, tmp_path: Path) -> None:
+    """The same through TwitchSession, whose own frame holds the arguments first, and whose repr must not fail there."""
+    user = fake_twitch.issue_user_token()
+    with pytest.raises(TypeError, match="token_file or store") as info:
+        TwitchSession(fake_twitch.client_id, fake_twitch.client_secret, access_token=user.access_token,
+                      refresh_token=user.refresh_token, token_file=tmp_path / "t.json", store=MemoryTokenStore())
     assert_no_secret_in_any_traceback(info, fake_twitch)
