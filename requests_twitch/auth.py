@@ -15,7 +15,7 @@ The path of a token, from the store to the ``Authorization`` header:
 
 Nothing that belongs to one request is kept on the auth object, which many
 threads share: each request carries its own token in its own headers, and a
-request that was replayed carries no 401 hook any more (:func:`_replayed`).
+request that was replayed carries no 401 hook any more (``_history.py``).
 
 Tokens are held as :class:`~requests_twitch.token.Redacted` strings, header
 values included, so that no traceback's locals show one: not this module's
@@ -36,6 +36,7 @@ from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
+from . import _history
 from .credentials import TwitchCredentials
 from .oauth import DEFAULT_API_URL
 from .token import Redacted, Token
@@ -206,7 +207,7 @@ class TwitchAuth(AuthBase):
         """
         if r.status_code != 401:  # the per-response path: one comparison
             return r
-        if not self._is_api(r.request.url) or _replayed(r.request, self.handle_401):
+        if not self._is_api(r.request.url) or _history.replayed(r.request, self.handle_401):
             return r
         if getattr(r, "connection", None) is None:  # not from an adapter (a cached 401): nothing to replay on
             return r
@@ -264,8 +265,8 @@ class TwitchAuth(AuthBase):
         # One replay per request: the copy, and the request whose copies
         # requests sends to follow a redirect, get hooks without handle_401
         # (a new dict: copies share the old one, and it may be mid-dispatch).
-        keep = _KeepReplayed401(r)
-        prep.hooks = r.request.hooks = _hooks_after_replay(r.request.hooks, self.handle_401, keep)
+        keep = _history.KeepReplayed401(r)
+        prep.hooks = r.request.hooks = _history.hooks_after_replay(r.request.hooks, self.handle_401, keep)
         # The adapter takes only these; a session that dispatches the hooks
         # itself may pass its own send()'s arguments (allow_redirects...).
         sent = r.connection.send(prep, **{k: kwargs[k] for k in _ADAPTER_ARGS if k in kwargs})
@@ -283,82 +284,6 @@ class TwitchAuth(AuthBase):
 
 _ADAPTER_ARGS = ("stream", "timeout", "verify", "cert", "proxies")
 """The keyword arguments of ``HTTPAdapter.send``: all a replay passes on."""
-
-
-def _replayed(request: requests.PreparedRequest, handle_401: Any) -> bool:
-    """Whether ``request`` was replayed already (or is a replay, or a redirect of one): it lost ``handle_401``.
-
-    The mark travels with the request and every copy requests makes of it,
-    never on the auth object that many threads share.
-    """
-    hooks = getattr(request, "hooks", None)
-    response_hooks = hooks.get("response") if isinstance(hooks, Mapping) else None
-    return not isinstance(response_hooks, list) or handle_401 not in response_hooks
-
-
-def _hooks_after_replay(hooks: Mapping[str, Any], handle_401: Any, keep: _KeepReplayed401) -> dict[str, Any]:
-    """The hooks of a replayed request: the same, without ``handle_401``, and with ``keep`` last."""
-    return {**hooks, "response": [h for h in hooks.get("response", []) if h != handle_401] + [keep]}
-
-
-class _KeepReplayed401:
-    """A response hook that keeps the replayed 401 in the history of the responses after it.
-
-    requests sets ``history`` itself after the hooks ran, from the responses
-    they returned (``Session.resolve_redirects``, ``Session.send``): a replay
-    that is redirected, or a replay at the end of a redirect, would lose the
-    401 that ``handle_401`` consumed. The responses after it are made
-    :class:`_AfterReplay` responses, which put it back whenever requests sets
-    their history. Per request: it lives in that request's hooks.
-    """
-
-    def __init__(self, unauthorized: requests.Response) -> None:
-        self.unauthorized = unauthorized
-        self.replayed: requests.Response | None = None
-
-    def adopt(self, replayed: requests.Response) -> _AfterReplay:
-        """The replay's own response, with the 401 as the last of its history."""
-        adopted = _AfterReplay.adopt(replayed, self.unauthorized, after=None)
-        self.replayed = adopted
-        return adopted
-
-    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        if r is self.replayed or isinstance(r, _AfterReplay):
-            return r
-        return _AfterReplay.adopt(r, self.unauthorized, after=self.replayed)
-
-
-class _AfterReplay(requests.Response):
-    """A response at or after a replay, whose history always holds the replayed 401, just before the replay."""
-
-    _unauthorized: requests.Response | None = None  # None on a copy unpickled elsewhere: history as given
-    _after: requests.Response | None = None  # the replay's response (None: this is it)
-
-    @classmethod
-    def adopt(
-        cls, response: requests.Response, unauthorized: requests.Response, *, after: requests.Response | None
-    ) -> _AfterReplay:
-        adopted = cls.__new__(cls)
-        state = dict(vars(response))
-        history = state.pop("history", [])
-        adopted.__dict__.update(state)
-        adopted._unauthorized, adopted._after = unauthorized, after
-        adopted.history = history
-        return adopted
-
-    @property
-    def history(self) -> list[requests.Response]:
-        history: list[requests.Response] = self.__dict__["_history"]
-        return history
-
-    @history.setter
-    def history(self, responses: list[requests.Response]) -> None:
-        responses = list(responses)
-        unauthorized = self._unauthorized
-        if unauthorized is not None and not any(h is unauthorized for h in responses):
-            at = next((i for i, h in enumerate(responses) if h is self._after), len(responses))
-            responses.insert(at, unauthorized)
-        self.__dict__["_history"] = responses
 
 
 def _sent_token(request: requests.PreparedRequest) -> Redacted | None:
