@@ -249,6 +249,26 @@ class JSONTokenStore(TokenStore):
         doc.value["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
 
+    def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
+        doc = self._read()
+        accounts = doc.value["tokens"].setdefault(client_id, {})
+        for account, token in tokens.items():
+            accounts[account] = token.to_dict()
+        self._write(doc)
+
+    def _delete_many(self, keys: list[tuple[str, str]], handle: object) -> None:
+        doc = self._read()
+        tokens = doc.value["tokens"]
+        changed = False
+        for client_id, account in keys:
+            accounts = tokens.get(client_id, {})
+            if accounts.pop(account, None) is not None:
+                changed = True
+                if not accounts:
+                    del tokens[client_id]
+        if changed:
+            self._write(doc)
+
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         doc = self._read()
         accounts = doc.value["tokens"].get(client_id, {})
