@@ -161,19 +161,30 @@ def test_current_sees_a_write_by_another_store_object(token_file: Path) -> None:
     assert reader.current(CID, "user") == Token("second")
 
 
-def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path) -> None:
-    class CountingStore(JSONTokenStore):
-        loads = 0
+def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parse per change of the file per process, shared by every account and every store object of the path."""
+    parses = []
+    real_parse = JSONTokenStore._parse
+    monkeypatch.setattr(JSONTokenStore, "_parse", lambda self, raw: (parses.append(1), real_parse(self, raw))[1])
+    writer = JSONTokenStore(token_file)
+    with writer.lock():
+        writer.save_many(CID, {f"u{i}": Token(f"t{i}") for i in range(1000)})
+    parses.clear()
+    _write_by_another_process(token_file, {f"u{i}": Token(f"t{i}") for i in range(1000)})  # a change seen by stat
+    readers = [JSONTokenStore(token_file) for _ in range(3)]
+    for i in range(1000):
+        for reader in readers:
+            assert reader.current(CID, f"u{i}") == Token(f"t{i}")
+    assert len(parses) == 1
 
-        def load(self, client_id: str, account: str) -> Token | None:
-            CountingStore.loads += 1
-            return super().load(client_id, account)
 
-    store = CountingStore(token_file)
-    store_with(store, CID, "user", Token("a"))
-    for _ in range(1000):
-        assert store.current(CID, "user") == Token("a")
-    assert CountingStore.loads == 1
+def _write_by_another_process(path: Path, tokens: dict[str, Token]) -> None:
+    """Replace the file as another process's save does (this process's snapshot does not see it)."""
+    doc = {"schema": 1, "tokens": {CID: {a: t.to_dict() for a, t in tokens.items()}}}
+    tmp = path.with_name(path.name + ".other")
+    tmp.write_text(json.dumps(doc))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def test_file_is_0600_and_folder_0700_whatever_the_umask(token_file: Path) -> None:
@@ -308,17 +319,26 @@ def test_a_non_blocking_attempt_yields_false_while_another_holds_the_lock(store:
 def test_an_unchanged_version_is_trusted_for_a_second_at_most(
     token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long."""
+    """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long,
+    for any account of the file; and a second later, bytes that did not change are not parsed again."""
     store = JSONTokenStore(token_file)
     store_with(store, CID, "user", Token("old"))
+    store_with(store, CID, "bot", Token("bot-old"))
     monkeypatch.setattr(JSONTokenStore, "version", lambda self: "stuck")
     clock = [1000.0]
     monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
     assert store.current(CID, "user") == Token("old")
-    store_with(JSONTokenStore(token_file), CID, "user", Token("new"))
-    assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
+    parses = []
+    real_parse = JSONTokenStore._parse
+    monkeypatch.setattr(JSONTokenStore, "_parse", lambda self, raw: (parses.append(1), real_parse(self, raw))[1])
     clock[0] += store_module.CACHE_SECONDS
-    assert store.current(CID, "user") == Token("new")
+    assert store.current(CID, "user") == Token("old") and parses == []  # same bytes: trusted again, no parse
+    _write_by_another_process(token_file, {"user": Token("new"), "bot": Token("bot-new")})
+    assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
+    assert store.current(CID, "bot") == Token("bot-old")
+    clock[0] += store_module.CACHE_SECONDS
+    assert store.current(CID, "bot") == Token("bot-new") and store.current(CID, "user") == Token("new")
+    assert len(parses) == 1
 
 
 FORK_CHILD_TIMEOUT = 10
