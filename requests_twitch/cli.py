@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
                    help="--browser, --paste: an OAuth Redirect URL of the app, exactly as registered"
                         f" (default: {DEFAULT_REDIRECT_URI}); --browser serves it, so it must be http://localhost:PORT")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the account's token even if another Twitch user logged in (default: refuse)")
     p.set_defaults(run=_login)
 
     p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
@@ -138,6 +140,10 @@ def _auth(args: argparse.Namespace) -> TwitchAuth:
 def _login(args: argparse.Namespace) -> int:
     scopes = args.scopes.split()
     credentials = _credentials(args, "app" if args.app else "user")
+    held = None if args.app or args.replace else credentials._holder()
+    if held is not None:  # before the user is asked: only this user can log in here without --replace
+        print_to_stderr(f"account {credentials.account!r} holds the token of {held.login or held.user_id}; another"
+                        " Twitch user logging in will be refused (use --replace, or --account NAME).")
     if args.app:
         token = credentials.login_app(scopes)
     elif args.browser:
@@ -147,13 +153,14 @@ def _login(args: argparse.Namespace) -> int:
             loopback_address(args.redirect_uri)
         except ValueError as exc:
             raise UsageError(f"--redirect-uri: {exc}") from None
-        token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open)
+        token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open,
+                                          replace=args.replace)
     elif args.paste:
         url = credentials.authorize_url(scopes, args.redirect_uri)  # with a fresh state, checked on the way back
         print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
-        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri)
+        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, replace=args.replace)
     else:
-        token = credentials.login_device(scopes)
+        token = credentials.login_device(scopes, replace=args.replace)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
     print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {credentials.account!r} in {credentials.store!r}")
     return 0

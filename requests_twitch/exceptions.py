@@ -13,7 +13,7 @@ import os
 
 import requests
 
-__all__ = ["InsecureTokenFileWarning", "LoginError", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = ["AccountInUse", "InsecureTokenFileWarning", "LoginError", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -56,6 +56,27 @@ class LoginError(TwitchAuthError):
     server in time; the login server's port is taken; or the device code
     expired or was refused. Nothing is stored.
     """
+
+
+class AccountInUse(TwitchAuthError):
+    """Raised when a user login would replace the token of another Twitch user in an account.
+
+    The account holds a user token with another ``user_id``: saving the new
+    one would throw away the first user's only refresh token. Nothing is
+    stored; pass ``replace=True`` to the login (``requests-twitch login
+    --replace``) to replace it, or log the new user into another account.
+    The same user logging in again (for new scopes) is no conflict.
+
+    Attributes:
+        account: the account asked for.
+        held_by: the login (or user id) of the user whose token the account holds.
+    """
+
+    def __init__(self, description: str = "the account holds another user's token", *, account: str = "",
+                 held_by: str = "") -> None:
+        super().__init__(description)
+        self.account = account
+        self.held_by = held_by
 
 
 class TokenStoreError(TwitchAuthError):

@@ -191,3 +191,30 @@ def test_a_user_token_seeded_from_the_environment_is_used_as_user(
     got = cli(seeded, "get", "users")
     assert got.returncode == 0 and '"login": "seeded"' in got.stdout
     assert [key for key, _ in JSONTokenStore(token_file).items()] == [(fake_twitch.client_id, "user")]
+
+
+def test_login_into_another_users_account_says_so_first_and_is_refused_without_replace(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    alice = fake_twitch.issue_user_token(user_id="1", login="alice")
+    store = JSONTokenStore(token_file)
+    with store.lock():
+        store.save(fake_twitch.client_id, "user", alice)
+
+    def login(*extra: str) -> subprocess.CompletedProcess[str]:
+        with running([COMMAND, "login", *extra], env=env) as proc:
+            before = ""
+            while "enter the code" not in (line := proc.stderr.readline()):  # type: ignore[union-attr]
+                assert line, before
+                before += line
+            fake_twitch.approve_device(re.search(r"enter the code (\w+)", line).group(1))  # type: ignore[union-attr]
+            out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, before + "\n" + err)
+
+    refused = login()
+    assert "holds the token of alice" in refused.stderr.split("\n\n")[0]  # said before the user is asked
+    assert refused.returncode == 1 and "--replace" in refused.stderr and "nothing was changed" in refused.stderr
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == alice
+    replaced = login("--replace")
+    assert replaced.returncode == 0 and "twitchdev" in replaced.stdout
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").login == "twitchdev"  # type: ignore[union-attr]
