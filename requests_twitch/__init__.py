@@ -15,7 +15,7 @@ import logging
 
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import AccountInUse, InsecureTokenFileWarning, LoginError, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import AccountInUse, InsecureTokenFileWarning, LoginError, MissingScopes, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .login import parse_implicit_redirect
 from .session import RateLimit, TwitchSession
 from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
@@ -29,6 +29,7 @@ __all__ = [
     "JSONTokenStore",
     "LoginError",
     "MemoryTokenStore",
+    "MissingScopes",
     "RateLimit",
     "RedisTokenStore",
     "Token",

@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
                    help="--browser, --paste: an OAuth Redirect URL of the app, exactly as registered"
                         f" (default: {DEFAULT_REDIRECT_URI}); --browser serves it, so it must be http://localhost:PORT")
+    p.add_argument("--add-scopes", default="", metavar="SCOPES",
+                   help="ask for these scopes as well as those the stored token has (a new grant, shown again"
+                        " to the user); the token is replaced only once the new grant arrives")
     p.add_argument("--replace", action="store_true",
                    help="replace the account's token even if another Twitch user logged in (default: refuse)")
     p.set_defaults(run=_login)
@@ -140,6 +143,15 @@ def _auth(args: argparse.Namespace) -> TwitchAuth:
 def _login(args: argparse.Namespace) -> int:
     scopes = args.scopes.split()
     credentials = _credentials(args, "app" if args.app else "user")
+    force_verify = False
+    if args.add_scopes:
+        if args.app:
+            raise UsageError("--add-scopes is for a user login; an app token's scopes come with each login --app")
+        stored = credentials.store.load(credentials.client_id, credentials.account)
+        # A refresh cannot add scopes (twitchdev/issues#178): a new authorization of the union, shown to the
+        # user again (force_verify) so that Twitch does not skip the page of the grant it already has.
+        scopes = sorted(set(stored.scopes if stored is not None else ()) | set(scopes) | set(args.add_scopes.split()))
+        force_verify = True
     held = None if args.app or args.replace else credentials._holder()
     if held is not None:  # before the user is asked: only this user can log in here without --replace
         print_to_stderr(f"account {credentials.account!r} holds the token of {held.login or held.user_id}; another"
@@ -154,9 +166,9 @@ def _login(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--redirect-uri: {exc}") from None
         token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open,
-                                          replace=args.replace)
+                                          replace=args.replace, force_verify=force_verify)
     elif args.paste:
-        url = credentials.authorize_url(scopes, args.redirect_uri)  # with a fresh state, checked on the way back
+        url = credentials.authorize_url(scopes, args.redirect_uri, force_verify=force_verify)  # with a fresh state, checked on the way back
         print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
         token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, replace=args.replace)
     else:

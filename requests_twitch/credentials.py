@@ -13,7 +13,7 @@ import os
 from typing import Any, Iterable
 
 from . import _clock, login
-from .exceptions import AccountInUse, TokenRefreshError, TwitchAuthError
+from .exceptions import AccountInUse, MissingScopes, TokenRefreshError, TwitchAuthError
 from .keeper import OnRefresh, TokenKeeper
 from .login import Prompt
 from .oauth import DEFAULT_ID_URL, OAuthClient, with_validation
@@ -91,6 +91,7 @@ class TwitchCredentials:
         on_refresh: OnRefresh | None = None,
         id_url: str = DEFAULT_ID_URL,
         validate_every: float | None = VALIDATE_EVERY,
+        require_scopes: Iterable[str] = (),
     ) -> None:
         # Secrets stay out of this frame's locals, and the seed's (it may be stored).
         client_secret, access_token, refresh_token = map(Redacted.of, (client_secret, access_token, refresh_token))
@@ -102,6 +103,10 @@ class TwitchCredentials:
             store = open_store() if token_file is None else JSONTokenStore(token_file)
         self.client_id = client_id
         self.validate_every = validate_every
+        if isinstance(require_scopes, str):
+            raise TypeError("require_scopes is a list of scopes, not one string")
+        self.require_scopes: tuple[str, ...] = tuple(sorted(set(require_scopes)))
+        """Scopes every request needs: a stored token known to lack one raises MissingScopes before it is sent."""
         seeded = access_token is not None or refresh_token is not None
         scope_tuple = tuple(scopes or ())
         self._keeper = TokenKeeper(
@@ -180,11 +185,45 @@ class TwitchCredentials:
 
         This is every request's path: one ``stat`` of the store and one clock
         read while nothing is due.
+
+        Raises:
+            MissingScopes: the token is known to lack one of :attr:`require_scopes`
+                (checked before a renewal too: a refresh cannot add scopes).
         """
+        token = self._token()
+        self._check_scopes(token)
+        return token
+
+    def _missing_scopes(self, token: Token | None) -> tuple[str, ...]:
+        """Which of :attr:`require_scopes` ``token`` is known to lack (empty if none, or if its scopes are unknown).
+
+        Its scopes are known once Twitch said them: a validated token, or one
+        whose token answer listed scopes. A seed nobody validated yet is not
+        refused (Twitch's 401 will say it, and the first validation records it).
+        """
+        if not self.require_scopes or token is None or (token.validated_at is None and not token.scopes):
+            return ()
+        return tuple(scope for scope in self.require_scopes if scope not in token.scopes)
+
+    def _check_scopes(self, token: Token | None) -> None:
+        missing = self._missing_scopes(token)
+        if not missing:
+            return
+        who = f" ({token.login})" if token is not None and token.login else ""
+        raise MissingScopes(
+            f"the token of account {self.account!r}{who} of client {self.client_id!r} lacks the scope(s)"
+            f" {' '.join(missing)} these credentials require; nothing was sent. A refresh cannot add scopes: log in"
+            f" again granting them: requests-twitch login --client-id {self.client_id} --account {self.account}"
+            f" --add-scopes '{' '.join(missing)}'",
+            missing=missing, account=self.account,
+        )
+
+    def _token(self) -> Token:
         self._used = True
         keeper = self._keeper
         # A renewed token the store has not accepted yet comes first: its predecessor is spent.
         token = keeper.current() if keeper.unsaved is not None else keeper.store.current(self.client_id, keeper.account)
+        self._check_scopes(token)  # before any renewal: a refresh cannot add scopes (twitchdev/issues#178)
         now = _clock.now()
         if token is None:
             token = keeper.renew(None)
@@ -366,6 +405,7 @@ class TwitchCredentials:
         open_browser: bool = True,
         prompt: Prompt | None = None,
         replace: bool = False,
+        force_verify: bool = False,
     ) -> Token:
         """Log a user in through a browser, with Twitch's redirect served here, on ``redirect_uri``.
 
@@ -396,7 +436,7 @@ class TwitchCredentials:
         self._announce_holder(replace)
         with RedirectListener(redirect_uri) as listener:  # binds now: a taken port fails before the user acts
             state = login.new_state()
-            url = login.authorize_url(self._keeper.oauth, scopes, redirect_uri, state=state)
+            url = login.authorize_url(self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify)
             show = prompt or _browser_prompt(redirect_uri)
             redirect = listener.wait(state, url, prompt=show, open_browser=open_browser)
         return self.exchange_redirect(redirect, redirect_uri, state=state, replace=replace)

@@ -13,7 +13,7 @@ import os
 
 import requests
 
-__all__ = ["AccountInUse", "InsecureTokenFileWarning", "LoginError", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = ["AccountInUse", "InsecureTokenFileWarning", "LoginError", "MissingScopes", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -77,6 +77,26 @@ class AccountInUse(TwitchAuthError):
         super().__init__(description)
         self.account = account
         self.held_by = held_by
+
+
+class MissingScopes(TwitchAuthError):
+    """Raised, before anything is sent, when the stored token is known to lack scopes the code requires.
+
+    Known from Twitch's own answers (``/validate``, the token answer), which
+    the store shares with every process. A refresh cannot add scopes
+    (twitchdev/issues#178): only a new authorization can, which the message
+    names (``requests-twitch login --add-scopes``).
+
+    Attributes:
+        missing: the required scopes the token lacks, sorted.
+        account: the account whose token lacks them.
+    """
+
+    def __init__(self, description: str = "the token lacks required scopes", *, missing: tuple[str, ...] = (),
+                 account: str = "") -> None:
+        super().__init__(description)
+        self.missing = tuple(missing)
+        self.account = account
 
 
 class TokenStoreError(TwitchAuthError):
