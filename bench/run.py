@@ -23,7 +23,8 @@ from typing import Any
 from common import machine
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["hot_path.py", "end_to_end.py", "herd.py", "store_updates.py", "import_time.py"]
+BENCHMARKS = ["hot_path.py", "end_to_end.py", "herd.py", "store_updates.py", "import_time.py",
+              "many_accounts.py"]
 
 
 def run(script: str) -> tuple[dict[str, Any], float]:
@@ -152,8 +153,42 @@ def report(results: dict[str, dict[str, Any]], seconds: dict[str, float]) -> str
         f" {imp['token_command_ratio']:.2f}. oauthlib is imported only by the first token call; pytest and the"
         " bundled fake Twitch only by `requests-twitch demo`.",
         "",
+        many_accounts_section(results["many_accounts"]),
     ]
     return "\n".join(parts)
+
+
+def many_accounts_section(many: dict[str, Any]) -> str:
+    """Section 6, also written alone by ``python bench/run.py many_accounts.py``."""
+    rows = many["rows"]
+    return "\n".join([
+        "## 6. Many accounts",
+        "",
+        "One process serving every account of one store: one `TwitchAuth` per account, each used once before"
+        " the timing (steady state), then requests spread over all accounts in turn; the sizes take turns batch"
+        f" by batch ({many['rounds']} rounds of {many['calls']} requests), medians. Files are built with"
+        " `save_many` (one write). A save is one locked `save()` of one account (a renewal's write, with both"
+        " fsyncs); a re-read is what a process pays once after another process changed the file (read, parse,"
+        " check every token). Command: `python bench/many_accounts.py`.",
+        "",
+        table(["accounts in the file", "file MB", "µs per request", "save ms", "re-read ms", "built in s"],
+              [[f"{r['accounts']:,}", f"{r['file_mb']:.2f}", f"{r['request_us']:.2f}", f"{r['save_ms']:.1f}",
+                f"{r['reread_ms']:.1f}", f"{r['build_s']:.2f}"] for r in rows]),
+        "",
+        f"Ratio of the per-request cost at 10,000 accounts to 1 account: {many['ratio_10000_to_1']:.2f}"
+        f" (target at most 2: {_yes(many['ratio_10000_to_1'] <= 2)}).",
+        "",
+        table(["accounts in Redis (local)", "µs per request", "save ms", "built in s"],
+              [[f"{r['accounts']:,}", f"{r['request_us']:.1f}", f"{r['save_ms']:.2f}", f"{r['build_s']:.2f}"]
+               for r in many["redis_rows"]]) if many["redis_rows"] else "(Redis rows skipped: no redis-server.)",
+        "",
+        "The file's save grows with the file (every save rewrites it whole) and passes 100 ms between 1,000 and"
+        " 10,000 accounts: past a few thousand accounts, use Redis (one hash field per account, one fenced"
+        " script per save, whatever the number). Redis's per-request cost is a round trip for the version, and"
+        " a second one (`HGET`) for an account whose cached token is over a second old, which at 100,000"
+        " accounts is nearly every request.",
+        "",
+    ])
 
 
 def _yes(ok: bool) -> str:
@@ -161,6 +196,14 @@ def _yes(ok: bool) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["many_accounts.py"]:  # the one section, written into the existing BENCHMARKS.md
+        result, _ = run("many_accounts.py")
+        path = HERE.parent / "BENCHMARKS.md"
+        text = path.read_text()
+        text = text.split("## 6. Many accounts", 1)[0].rstrip("\n") + "\n\n"
+        path.write_text(text + many_accounts_section(result))
+        print("wrote section 6 of BENCHMARKS.md")
+        return
     results, seconds = {}, {}
     for script in BENCHMARKS:
         print(f"running {script} ...", flush=True)

@@ -15,7 +15,7 @@ import logging
 
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import InsecureTokenFileWarning, LoginError, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import AccountInUse, InsecureTokenFileWarning, LoginError, MissingScopes, TokenRefreshError, TokenStoreError, TwitchAuthError
 from .login import parse_implicit_redirect
 from .session import RateLimit, TwitchSession
 from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
@@ -24,10 +24,12 @@ from .token import Token
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AccountInUse",
     "InsecureTokenFileWarning",
     "JSONTokenStore",
     "LoginError",
     "MemoryTokenStore",
+    "MissingScopes",
     "RateLimit",
     "RedisTokenStore",
     "Token",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, Sequence
 
@@ -76,10 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI,
                    help="--browser, --paste: an OAuth Redirect URL of the app, exactly as registered"
                         f" (default: {DEFAULT_REDIRECT_URI}); --browser serves it, so it must be http://localhost:PORT")
+    p.add_argument("--add-scopes", default="", metavar="SCOPES",
+                   help="ask for these scopes as well as those the stored token has (a new grant, shown again"
+                        " to the user); the token is replaced only once the new grant arrives")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the account's token even if another Twitch user logged in (default: refuse)")
     p.set_defaults(run=_login)
 
     p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
     p.set_defaults(run=_token)
+    p = commands.add_parser("refresh", parents=[common],
+                            help="renew the token now (single flight), e.g. weekly from cron with --if-older 20d")
+    p.add_argument("--if-older", type=_parse_duration, metavar="DURATION",
+                   help="only if the refresh token is older than this (e.g. 20d, 12h, 90m): a public client's"
+                        " expires 30 days after it was issued")
+    p.set_defaults(run=_refresh)
     p = commands.add_parser("status", parents=[common], help="list the stored tokens (never the tokens themselves)")
     p.set_defaults(run=_status)
     p = commands.add_parser("validate", parents=[common], help="check the token at Twitch now")
@@ -138,6 +150,19 @@ def _auth(args: argparse.Namespace) -> TwitchAuth:
 def _login(args: argparse.Namespace) -> int:
     scopes = args.scopes.split()
     credentials = _credentials(args, "app" if args.app else "user")
+    force_verify = False
+    if args.add_scopes:
+        if args.app:
+            raise UsageError("--add-scopes is for a user login; an app token's scopes come with each login --app")
+        stored = credentials.store.load(credentials.client_id, credentials.account)
+        # A refresh cannot add scopes (twitchdev/issues#178): a new authorization of the union, shown to the
+        # user again (force_verify) so that Twitch does not skip the page of the grant it already has.
+        scopes = sorted(set(stored.scopes if stored is not None else ()) | set(scopes) | set(args.add_scopes.split()))
+        force_verify = True
+    held = None if args.app or args.replace else credentials._holder()
+    if held is not None:  # before the user is asked: only this user can log in here without --replace
+        print_to_stderr(f"account {credentials.account!r} holds the token of {held.login or held.user_id}; another"
+                        " Twitch user logging in will be refused (use --replace, or --account NAME).")
     if args.app:
         token = credentials.login_app(scopes)
     elif args.browser:
@@ -147,13 +172,14 @@ def _login(args: argparse.Namespace) -> int:
             loopback_address(args.redirect_uri)
         except ValueError as exc:
             raise UsageError(f"--redirect-uri: {exc}") from None
-        token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open)
+        token = credentials.login_browser(scopes, redirect_uri=args.redirect_uri, open_browser=not args.no_open,
+                                          replace=args.replace, force_verify=force_verify)
     elif args.paste:
-        url = credentials.authorize_url(scopes, args.redirect_uri)  # with a fresh state, checked on the way back
+        url = credentials.authorize_url(scopes, args.redirect_uri, force_verify=force_verify)  # with a fresh state, checked on the way back
         print_to_stderr(f"Open this URL, log in, and paste the URL the browser ends on:\n{url}")
-        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri)
+        token = credentials.exchange_redirect(sys.stdin.readline().strip(), args.redirect_uri, replace=args.replace)
     else:
-        token = credentials.login_device(scopes)
+        token = credentials.login_device(scopes, replace=args.replace)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
     print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {credentials.account!r} in {credentials.store!r}")
     return 0
@@ -161,6 +187,53 @@ def _login(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     print(_credentials(args).token.access_token)
+    return 0
+
+
+PUBLIC_REFRESH_DAYS = 30
+"""A public client's refresh token expires this many days after it was issued (Twitch's refresh-token docs)."""
+
+REFRESH_WARN_DAYS = 25
+"""From this age on, ``status`` warns about the refresh token of a client that may be public."""
+
+
+def _refresh_age(token: Token, now: float) -> float | None:
+    """Seconds since the token's refresh token was issued; None if it has none or nobody knows.
+
+    The refresh token came with the token answer that set ``obtained_at``:
+    Twitch rotates a public client's refresh token on every refresh, so that is
+    its issue time. (A confidential client's may come back unchanged, making its
+    age look younger; its refresh token does not expire by age.)
+    """
+    if not token.refresh_token or token.obtained_at is None:
+        return None
+    return max(now - token.obtained_at, 0.0)
+
+
+def _parse_duration(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 20d, 12h, 90m or 300s")
+    return float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[match.group(2)]
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    credentials = _credentials(args)
+    stored = None
+    if args.if_older is not None:
+        stored = credentials.stored_token()
+        age = None if stored is None else _refresh_age(stored, _clock.now())
+        if stored is not None and not stored.refresh_token:
+            print(f"account {credentials.account!r} has no refresh token (an app token is minted anew); nothing to do")
+            return 0
+        if age is not None and age < args.if_older:
+            print(f"the refresh token of account {credentials.account!r} is {_duration(age)} old, younger than"
+                  f" {_duration(args.if_older)}: nothing to do")
+            return 0
+    # Renew the very token judged old: if another process renewed it meanwhile (a cron line on every
+    # machine), its token is adopted and Twitch is called once in all.
+    token = credentials.refresh() if stored is None else credentials.renew(stored.access_token)
+    print(f"renewed the token of account {credentials.account!r}; it expires in {_expires_in(token)}")
     return 0
 
 
@@ -177,13 +250,24 @@ def _status(args: argparse.Namespace) -> int:
     if not items:
         print(f"no tokens in {store!r}")
         return 0
-    rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED")]
+    now = _clock.now()
+    rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED", "REFRESH TOKEN AGE")]
     rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-", _expires_in(t),
-              _ago(t.validated_at)) for (client, account), t in items]
+              _ago(t.validated_at), _age(_refresh_age(t, now))) for (client, account), t in items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"{store!r}:")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    # A public client's refresh token dies at 30 days; a monthly job that never ran in between would find the
+    # grant gone. Only a client whose secret is configured here is known not to be public.
+    confidential = os.environ.get("TWITCH_CLIENT_ID") if os.environ.get("TWITCH_CLIENT_SECRET") else None
+    for (client, account), t in items:
+        age = _refresh_age(t, now)
+        if client != confidential and age is not None and age >= REFRESH_WARN_DAYS * 86400:
+            print(f"requests-twitch: warning: the refresh token of {client}/{account} is {_duration(age)} old; a"
+                  f" public client's expires at {PUBLIC_REFRESH_DAYS} days. Renew it now (requests-twitch refresh"
+                  f" --client-id {client} --account {account}), and weekly: requests-twitch refresh --if-older 20d",
+                  file=sys.stderr)
     return 0
 
 
@@ -255,6 +339,10 @@ def _get(args: argparse.Namespace) -> int:
 
 def _expires_in(token: Token) -> str:
     return "never/unknown" if token.expires_at is None else _duration(token.expires_at - _clock.now())
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else _duration(seconds)
 
 
 def _ago(moment: float | None) -> str:

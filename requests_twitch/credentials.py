@@ -13,7 +13,7 @@ import os
 from typing import Any, Iterable
 
 from . import _clock, login
-from .exceptions import TokenRefreshError, TwitchAuthError
+from .exceptions import AccountInUse, MissingScopes, TokenRefreshError, TwitchAuthError
 from .keeper import OnRefresh, TokenKeeper
 from .login import Prompt
 from .oauth import DEFAULT_ID_URL, OAuthClient, with_validation
@@ -91,6 +91,7 @@ class TwitchCredentials:
         on_refresh: OnRefresh | None = None,
         id_url: str = DEFAULT_ID_URL,
         validate_every: float | None = VALIDATE_EVERY,
+        require_scopes: Iterable[str] = (),
     ) -> None:
         # Secrets stay out of this frame's locals, and the seed's (it may be stored).
         client_secret, access_token, refresh_token = map(Redacted.of, (client_secret, access_token, refresh_token))
@@ -102,6 +103,10 @@ class TwitchCredentials:
             store = open_store() if token_file is None else JSONTokenStore(token_file)
         self.client_id = client_id
         self.validate_every = validate_every
+        if isinstance(require_scopes, str):
+            raise TypeError("require_scopes is a list of scopes, not one string")
+        self.require_scopes: tuple[str, ...] = tuple(sorted(set(require_scopes)))
+        """Scopes every request needs: a stored token known to lack one raises MissingScopes before it is sent."""
         seeded = access_token is not None or refresh_token is not None
         scope_tuple = tuple(scopes or ())
         self._keeper = TokenKeeper(
@@ -180,11 +185,45 @@ class TwitchCredentials:
 
         This is every request's path: one ``stat`` of the store and one clock
         read while nothing is due.
+
+        Raises:
+            MissingScopes: the token is known to lack one of :attr:`require_scopes`
+                (checked before a renewal too: a refresh cannot add scopes).
         """
+        token = self._token()
+        self._check_scopes(token)
+        return token
+
+    def _missing_scopes(self, token: Token | None) -> tuple[str, ...]:
+        """Which of :attr:`require_scopes` ``token`` is known to lack (empty if none, or if its scopes are unknown).
+
+        Its scopes are known once Twitch said them: a validated token, or one
+        whose token answer listed scopes. A seed nobody validated yet is not
+        refused (Twitch's 401 will say it, and the first validation records it).
+        """
+        if not self.require_scopes or token is None or (token.validated_at is None and not token.scopes):
+            return ()
+        return tuple(scope for scope in self.require_scopes if scope not in token.scopes)
+
+    def _check_scopes(self, token: Token | None) -> None:
+        missing = self._missing_scopes(token)
+        if not missing:
+            return
+        who = f" ({token.login})" if token is not None and token.login else ""
+        raise MissingScopes(
+            f"the token of account {self.account!r}{who} of client {self.client_id!r} lacks the scope(s)"
+            f" {' '.join(missing)} these credentials require; nothing was sent. A refresh cannot add scopes: log in"
+            f" again granting them: requests-twitch login --client-id {self.client_id} --account {self.account}"
+            f" --add-scopes '{' '.join(missing)}'",
+            missing=missing, account=self.account,
+        )
+
+    def _token(self) -> Token:
         self._used = True
         keeper = self._keeper
         # A renewed token the store has not accepted yet comes first: its predecessor is spent.
         token = keeper.current() if keeper.unsaved is not None else keeper.store.current(self.client_id, keeper.account)
+        self._check_scopes(token)  # before any renewal: a refresh cannot add scopes (twitchdev/issues#178)
         now = _clock.now()
         if token is None:
             token = keeper.renew(None)
@@ -281,16 +320,22 @@ class TwitchCredentials:
         self._check_login("app")
         return self._store_login(self._keeper.oauth.client_credentials(tuple(scopes)), kind="app")
 
-    def login_device(self, scopes: Iterable[str] = (), *, prompt: Prompt | None = None) -> Token:
+    def login_device(self, scopes: Iterable[str] = (), *, prompt: Prompt | None = None, replace: bool = False) -> Token:
         """Log a user in with Twitch's device code flow, and store the token.
 
         ``prompt`` (default: print to stderr) is called once with the text to
         show the user: the verification URL and the user code. Blocks until
         the user approves, refuses, or the code expires. The flow for cron
         jobs, SSH and remote notebooks, and the only one for public clients.
+
+        Raises:
+            AccountInUse: the account holds another Twitch user's token and
+                ``replace`` is False; nothing was stored.
         """
         self._check_login("user")
-        return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr))
+        self._announce_holder(replace)
+        return self._store_login(login.device_flow(self._keeper.oauth, scopes, prompt or login.print_to_stderr),
+                                 replace=replace)
 
     _states: dict[str, None]
     """The states this object's authorize URLs carry, oldest first (at most ``_MAX_STATES``); see :meth:`_issued`."""
@@ -325,12 +370,19 @@ class TwitchCredentials:
             response_type=response_type, nonce=nonce,
         )
 
-    def exchange_code(self, code: str, redirect_uri: str) -> Token:
-        """Trade the authorization code of a redirect for a user token, and store it (needs the client secret)."""
-        self._check_login("user")
-        return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri))
+    def exchange_code(self, code: str, redirect_uri: str, *, replace: bool = False) -> Token:
+        """Trade the authorization code of a redirect for a user token, and store it (needs the client secret).
 
-    def exchange_redirect(self, redirect_url: str, redirect_uri: str, *, state: str | None = None) -> Token:
+        Raises:
+            AccountInUse: the account holds another Twitch user's token and
+                ``replace`` is False; nothing was stored.
+        """
+        self._check_login("user")
+        return self._store_login(self._keeper.oauth.exchange_code(code, redirect_uri), replace=replace)
+
+    def exchange_redirect(
+        self, redirect_url: str, redirect_uri: str, *, state: str | None = None, replace: bool = False
+    ) -> Token:
         """Like :meth:`exchange_code`, from the whole URL Twitch redirected to (pasted from a browser).
 
         Without ``state``, the redirect must carry a state that :meth:`authorize_url`
@@ -343,7 +395,7 @@ class TwitchCredentials:
         issued = self._issued()
         code, given = login.code_from_redirect(redirect_url, (state,) if state is not None else tuple(issued))
         issued.pop(given, None)  # single use
-        return self.exchange_code(code, redirect_uri)
+        return self.exchange_code(code, redirect_uri, replace=replace)
 
     def login_browser(
         self,
@@ -352,6 +404,8 @@ class TwitchCredentials:
         redirect_uri: str = login.DEFAULT_REDIRECT_URI,
         open_browser: bool = True,
         prompt: Prompt | None = None,
+        replace: bool = False,
+        force_verify: bool = False,
     ) -> Token:
         """Log a user in through a browser, with Twitch's redirect served here, on ``redirect_uri``.
 
@@ -373,16 +427,19 @@ class TwitchCredentials:
                 127.0.0.1, [::1]).
             LoginError: its port is taken, no redirect came within
                 ``loopback.LOGIN_TIMEOUT`` seconds, or Twitch refused.
+            AccountInUse: the account holds another Twitch user's token and
+                ``replace`` is False; nothing was stored.
         """
         from .loopback import RedirectListener  # http.server and webbrowser: only when logging in
 
         self._check_login("user")
+        self._announce_holder(replace)
         with RedirectListener(redirect_uri) as listener:  # binds now: a taken port fails before the user acts
             state = login.new_state()
-            url = login.authorize_url(self._keeper.oauth, scopes, redirect_uri, state=state)
+            url = login.authorize_url(self._keeper.oauth, scopes, redirect_uri, state=state, force_verify=force_verify)
             show = prompt or _browser_prompt(redirect_uri)
             redirect = listener.wait(state, url, prompt=show, open_browser=open_browser)
-        return self.exchange_redirect(redirect, redirect_uri, state=state)
+        return self.exchange_redirect(redirect, redirect_uri, state=state, replace=replace)
 
     def _issued(self) -> dict[str, None]:
         # Made on first use, by any thread: setdefault keeps the first dict made.
@@ -402,7 +459,12 @@ class TwitchCredentials:
                 f" under whoever uses them. Log in with TwitchCredentials(..., account={kind!r})."
             )
 
-    def _store_login(self, token: Token, kind: Kind = "user") -> Token:
+    def _holder(self) -> Token | None:
+        """The stored token of this account if it is a user token with a known user: whose a login would replace."""
+        stored = self.store.load(self.client_id, self.account)
+        return stored if stored is not None and stored.kind == "user" and stored.user_id else None
+
+    def _store_login(self, token: Token, kind: Kind = "user", *, replace: bool = False) -> Token:
         if not self._account_given and self.account != kind:
             self._check_login(kind)
             self._keeper.account = kind
@@ -414,9 +476,40 @@ class TwitchCredentials:
                 answer = None
             if answer is not None:
                 token = with_validation(token, answer)
+            if not replace:
+                self._refuse_another_user(token)
         self._keeper.put(token)
         log.info("stored the new %s token of client %r, account %r", kind, self.client_id, self.account)
         return token
+
+    def _announce_holder(self, replace: bool) -> None:
+        """Before the user is asked to log in: read the account (a broken store fails now, not after the
+        user approved), and say whose token it holds, since only that user can log in here without ``replace``."""
+        held = self._holder()
+        if held is not None and not replace:
+            log.warning("account %r holds the token of %s: a login by another Twitch user will be refused"
+                        " (AccountInUse) unless replace=True", self.account, held.login or f"user id {held.user_id}")
+
+    def _refuse_another_user(self, token: Token) -> None:
+        """Raise AccountInUse if the account holds the token of another Twitch user than ``token``'s.
+
+        Its refresh token may be the first user's only one: a login never
+        throws it away unasked. A new token whose user is unknown (Twitch's
+        /validate did not answer) is refused too: it may be anyone's.
+        """
+        held = self._holder()
+        if held is None or held.user_id == token.user_id:
+            return
+        who = f"{held.login} (user id {held.user_id})" if held.login else f"user id {held.user_id}"
+        new = (f"{token.login} (user id {token.user_id})" if token.login else f"user id {token.user_id}"
+               ) if token.user_id else "a user Twitch could not name just now"
+        raise AccountInUse(
+            f"account {self.account!r} of client {self.client_id!r} holds the token of {who}, and {new} logged in;"
+            " nothing was changed. Log the new user into another account (TwitchCredentials(..., account=NAME),"
+            " requests-twitch login --account NAME), or replace the token with replace=True"
+            " (requests-twitch login --replace).",
+            account=self.account, held_by=held.login or held.user_id or "",
+        )
 
     def _validation_due(self, token: Token, now: float) -> bool:
         every = self.validate_every

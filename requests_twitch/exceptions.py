@@ -13,7 +13,7 @@ import os
 
 import requests
 
-__all__ = ["InsecureTokenFileWarning", "LoginError", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = ["AccountInUse", "InsecureTokenFileWarning", "LoginError", "MissingScopes", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -56,6 +56,47 @@ class LoginError(TwitchAuthError):
     server in time; the login server's port is taken; or the device code
     expired or was refused. Nothing is stored.
     """
+
+
+class AccountInUse(TwitchAuthError):
+    """Raised when a user login would replace the token of another Twitch user in an account.
+
+    The account holds a user token with another ``user_id``: saving the new
+    one would throw away the first user's only refresh token. Nothing is
+    stored; pass ``replace=True`` to the login (``requests-twitch login
+    --replace``) to replace it, or log the new user into another account.
+    The same user logging in again (for new scopes) is no conflict.
+
+    Attributes:
+        account: the account asked for.
+        held_by: the login (or user id) of the user whose token the account holds.
+    """
+
+    def __init__(self, description: str = "the account holds another user's token", *, account: str = "",
+                 held_by: str = "") -> None:
+        super().__init__(description)
+        self.account = account
+        self.held_by = held_by
+
+
+class MissingScopes(TwitchAuthError):
+    """Raised, before anything is sent, when the stored token is known to lack scopes the code requires.
+
+    Known from Twitch's own answers (``/validate``, the token answer), which
+    the store shares with every process. A refresh cannot add scopes
+    (twitchdev/issues#178): only a new authorization can, which the message
+    names (``requests-twitch login --add-scopes``).
+
+    Attributes:
+        missing: the required scopes the token lacks, sorted.
+        account: the account whose token lacks them.
+    """
+
+    def __init__(self, description: str = "the token lacks required scopes", *, missing: tuple[str, ...] = (),
+                 account: str = "") -> None:
+        super().__init__(description)
+        self.missing = tuple(missing)
+        self.account = account
 
 
 class TokenStoreError(TwitchAuthError):

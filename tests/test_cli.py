@@ -191,3 +191,87 @@ def test_a_user_token_seeded_from_the_environment_is_used_as_user(
     got = cli(seeded, "get", "users")
     assert got.returncode == 0 and '"login": "seeded"' in got.stdout
     assert [key for key, _ in JSONTokenStore(token_file).items()] == [(fake_twitch.client_id, "user")]
+
+
+def test_login_into_another_users_account_says_so_first_and_is_refused_without_replace(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    alice = fake_twitch.issue_user_token(user_id="1", login="alice")
+    store = JSONTokenStore(token_file)
+    with store.lock():
+        store.save(fake_twitch.client_id, "user", alice)
+
+    def login(*extra: str) -> subprocess.CompletedProcess[str]:
+        with running([COMMAND, "login", *extra], env=env) as proc:
+            before = ""
+            while "enter the code" not in (line := proc.stderr.readline()):  # type: ignore[union-attr]
+                assert line, before
+                before += line
+            fake_twitch.approve_device(re.search(r"enter the code (\w+)", line).group(1))  # type: ignore[union-attr]
+            out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, before + "\n" + err)
+
+    refused = login()
+    assert "holds the token of alice" in refused.stderr.split("\n\n")[0]  # said before the user is asked
+    assert refused.returncode == 1 and "--replace" in refused.stderr and "nothing was changed" in refused.stderr
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == alice
+    replaced = login("--replace")
+    assert replaced.returncode == 0 and "twitchdev" in replaced.stdout
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user").login == "twitchdev"  # type: ignore[union-attr]
+
+
+def _stored_with_age(fake_twitch: FakeTwitch, token_file: Path, days: float, client_id: str | None = None) -> None:
+    import time
+
+    from requests_twitch import Token
+
+    token = fake_twitch.issue_user_token(client_id=client_id) if client_id else fake_twitch.issue_user_token()
+    aged = Token.from_dict({**token.to_dict(), "obtained_at": time.time() - days * 86400})
+    store = JSONTokenStore(token_file)
+    with store.lock():
+        store.save(client_id or fake_twitch.client_id, "user", aged)
+
+
+def test_status_shows_the_refresh_tokens_age_and_warns_from_day_25_for_a_public_client(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    _stored_with_age(fake_twitch, token_file, 26, client_id=fake_twitch.public_client_id)
+    public = cli({**env, "TWITCH_CLIENT_ID": fake_twitch.public_client_id, "TWITCH_CLIENT_SECRET": ""}, "status")
+    assert public.returncode == 0 and "REFRESH TOKEN AGE" in public.stdout and "26d" in public.stdout
+    assert "warning" in public.stderr and "30 days" in public.stderr and "--if-older 20d" in public.stderr
+    _stored_with_age(fake_twitch, token_file, 24, client_id=fake_twitch.public_client_id)
+    young = cli({**env, "TWITCH_CLIENT_ID": fake_twitch.public_client_id, "TWITCH_CLIENT_SECRET": ""}, "status")
+    assert "24d" in young.stdout and "warning" not in young.stderr
+
+
+def test_refresh_if_older_renews_only_an_old_refresh_token(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    _stored_with_age(fake_twitch, token_file, 5)
+    young = cli(env, "refresh", "--account", "user", "--if-older", "20d")
+    assert young.returncode == 0 and "nothing to do" in young.stdout and fake_twitch.calls["refresh_token"] == 0
+    _stored_with_age(fake_twitch, token_file, 21)
+    old = cli(env, "refresh", "--account", "user", "--if-older", "20d")
+    assert old.returncode == 0 and "renewed" in old.stdout, old.stderr
+    assert fake_twitch.calls["refresh_token"] == 1
+    again = cli(env, "refresh", "--account", "user", "--if-older", "20d")  # the cron line next week: young again
+    assert "nothing to do" in again.stdout and fake_twitch.calls["refresh_token"] == 1
+    assert cli(env, "refresh", "--if-older", "soon").returncode == 2
+
+
+def test_refresh_if_older_run_by_four_processes_at_once_renews_once(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """The weekly cron line on every machine of a fleet: one refresh call in all, whoever wins."""
+    _stored_with_age(fake_twitch, token_file, 21)
+    procs = [subprocess.Popen([COMMAND, "refresh", "--account", "user", "--if-older", "20d"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        results = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert [proc.returncode for proc in procs] == [0] * 4, results
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0

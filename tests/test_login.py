@@ -16,7 +16,8 @@ import requests
 import requests_twitch._clock as clock_module
 import requests_twitch.login as login_module
 from requests_twitch import (
-    JSONTokenStore, LoginError, MemoryTokenStore, Token, TwitchAuth, TwitchAuthError, parse_implicit_redirect,
+    AccountInUse, JSONTokenStore, LoginError, MemoryTokenStore, Token, TwitchAuth, TwitchAuthError,
+    parse_implicit_redirect,
 )
 from requests_twitch.testing import FakeTwitch
 
@@ -492,3 +493,52 @@ def test_a_refused_revoke_keeps_the_token(fake_twitch: FakeTwitch, make_auth: Ma
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is not None  # try again later
     auth.credentials.revoke()
     assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") is None
+
+
+# -- one account, one Twitch user (AccountInUse) ---------------------------------
+
+
+def _device_login(fake_twitch: FakeTwitch, auth: TwitchAuth, user_id: str, login: str, **kwargs: object) -> Token:
+    def prompt(text: str) -> None:
+        fake_twitch.approve_device(user_code(text), user_id=user_id, login=login)
+
+    return auth.credentials.login_device(["chat:read"], prompt=prompt, **kwargs)  # type: ignore[arg-type]
+
+
+def test_another_users_login_into_a_taken_account_is_refused_and_changes_nothing(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path, waits: list[float]
+) -> None:
+    """The first user's only refresh token is never thrown away by someone else's login."""
+    first = _device_login(fake_twitch, make_auth(account="user"), "1", "alice")
+    with pytest.raises(AccountInUse, match=r"alice \(user id 1\).*bob \(user id 2\).*--replace") as caught:
+        _device_login(fake_twitch, make_auth(account="user"), "2", "bob")
+    assert caught.value.account == "user" and caught.value.held_by == "alice"
+    assert isinstance(caught.value, TwitchAuthError)
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == first
+    assert first.refresh_token and first.refresh_token not in str(caught.value)
+
+
+def test_the_same_user_may_log_in_again_and_replace_true_lets_another_in(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path, waits: list[float]
+) -> None:
+    first = _device_login(fake_twitch, make_auth(account="user"), "1", "alice")
+    again = _device_login(fake_twitch, make_auth(account="user"), "1", "alice")  # e.g. for new scopes
+    assert again != first and JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == again
+    bob = _device_login(fake_twitch, make_auth(account="user"), "2", "bob", replace=True)
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == bob and bob.login == "bob"
+
+
+def test_a_code_exchange_into_another_users_account_is_refused(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
+) -> None:
+    """exchange_code / exchange_redirect refuse too; the stored token stays, the code is not stored anywhere."""
+    held = fake_twitch.issue_user_token(user_id="1", login="alice")
+    store_with(JSONTokenStore(token_file), fake_twitch.client_id, "user", held)
+    auth = make_auth(account="user")
+    redirect_uri = "http://localhost:3000"
+    url = auth.credentials.authorize_url(["chat:read"], redirect_uri, state="s1")  # FakeTwitch's default user
+    pasted = requests.get(url, allow_redirects=False).headers["Location"]
+    with pytest.raises(AccountInUse):
+        auth.credentials.exchange_redirect(pasted, redirect_uri, state="s1")
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == held
+    assert [t for _, t in JSONTokenStore(token_file).items()] == [held]

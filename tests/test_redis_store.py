@@ -234,3 +234,17 @@ def test_twitch_token_store_selects_redis_for_from_env_and_the_command(
 def test_importing_the_package_does_not_need_redis() -> None:
     code = "import sys, requests_twitch; print('redis' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_save_many_is_fenced_a_holder_that_lost_its_lease_writes_none_of_them(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisTokenStore(redis_url, prefix=redis_prefix)
+    with store.lock():
+        store.client.delete(store._lock_key)  # the lease ran out (a pause longer than lock_ttl)
+        with pytest.raises(TokenStoreError, match="lock expired"):
+            store.save_many("cid", {f"u{i}": Token(f"t{i}") for i in range(100)})
+    assert store.items() == []
+    with store.lock():
+        store.save_many("cid", {f"u{i}": Token(f"t{i}") for i in range(100)})
+    assert len(store.items()) == 100 and store.version() == b"1"  # one script: one version step

@@ -27,6 +27,7 @@ from requests_twitch import (
     Token,
     TokenStore,
     TokenStoreError,
+    move_tokens,
 )
 
 from _helpers import store_with
@@ -103,6 +104,49 @@ def test_save_replaces_only_that_account(store: TokenStore) -> None:
     assert store.load(CID, "bot") == Token("bot")
 
 
+def test_save_many_writes_every_account_at_once_and_keeps_the_others(store: TokenStore) -> None:
+    store_with(store, CID, "kept", Token("kept"))
+    store_with(store, CID, "a", Token("old-a"))
+    store_with(store, "other", "a", Token("other-a"))
+    version = store.version()
+    batch = {f"acct-{i}": Token(f"t{i}", refresh_token=f"r{i}") for i in range(50)}
+    with store.lock():
+        store.save_many(CID, {**batch, "a": Token("new-a")})
+    assert store.version() != version
+    assert dict(store.items()) == {
+        **{(CID, account): token for account, token in batch.items()},
+        (CID, "kept"): Token("kept"), (CID, "a"): Token("new-a"), ("other", "a"): Token("other-a"),
+    }
+    assert store.current(CID, "acct-7") == Token("t7", refresh_token="r7")
+
+
+def test_save_many_is_refused_outside_the_lock_and_for_what_is_not_a_token(store: TokenStore) -> None:
+    with pytest.raises(RuntimeError, match="lock"):
+        store.save_many(CID, {"a": Token("a")})
+    with store.lock(), pytest.raises(TypeError, match="Token"):
+        store.save_many(CID, {"a": "not a token"})  # type: ignore[dict-item]
+    assert store.items() == []
+
+
+def test_save_many_is_one_atomic_write_of_the_file(token_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """N accounts cost one write, not N; and a write that fails leaves the file as it was."""
+    store = store_with(JSONTokenStore(token_file), CID, "kept", Token("kept"))
+    writes = []
+    real_replace = files_module.replace
+    monkeypatch.setattr(files_module, "replace", lambda *a: (writes.append(a), real_replace(*a))[1])
+    with store.lock():
+        store.save_many(CID, {f"u{i}": Token(f"t{i}") for i in range(1000)})
+    assert len(writes) == 1 and len(store.items()) == 1001
+
+    def fail(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files_module, "replace", fail)
+    with store.lock(), pytest.raises(TokenStoreError, match="No space"):
+        store.save_many(CID, {"kept": Token("changed"), "new": Token("new")})
+    assert store.load(CID, "kept") == Token("kept") and store.load(CID, "new") is None
+
+
 def test_save_outside_the_lock_is_refused(store: TokenStore) -> None:
     with pytest.raises(RuntimeError, match="lock"):
         store.save(CID, "user", Token("a"))
@@ -117,19 +161,30 @@ def test_current_sees_a_write_by_another_store_object(token_file: Path) -> None:
     assert reader.current(CID, "user") == Token("second")
 
 
-def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path) -> None:
-    class CountingStore(JSONTokenStore):
-        loads = 0
+def test_current_parses_nothing_while_the_file_is_unchanged(token_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parse per change of the file per process, shared by every account and every store object of the path."""
+    parses = []
+    real_parse = JSONTokenStore._parse
+    monkeypatch.setattr(JSONTokenStore, "_parse", lambda self, raw: (parses.append(1), real_parse(self, raw))[1])
+    writer = JSONTokenStore(token_file)
+    with writer.lock():
+        writer.save_many(CID, {f"u{i}": Token(f"t{i}") for i in range(1000)})
+    parses.clear()
+    _write_by_another_process(token_file, {f"u{i}": Token(f"t{i}") for i in range(1000)})  # a change seen by stat
+    readers = [JSONTokenStore(token_file) for _ in range(3)]
+    for i in range(1000):
+        for reader in readers:
+            assert reader.current(CID, f"u{i}") == Token(f"t{i}")
+    assert len(parses) == 1
 
-        def load(self, client_id: str, account: str) -> Token | None:
-            CountingStore.loads += 1
-            return super().load(client_id, account)
 
-    store = CountingStore(token_file)
-    store_with(store, CID, "user", Token("a"))
-    for _ in range(1000):
-        assert store.current(CID, "user") == Token("a")
-    assert CountingStore.loads == 1
+def _write_by_another_process(path: Path, tokens: dict[str, Token]) -> None:
+    """Replace the file as another process's save does (this process's snapshot does not see it)."""
+    doc = {"schema": 1, "tokens": {CID: {a: t.to_dict() for a, t in tokens.items()}}}
+    tmp = path.with_name(path.name + ".other")
+    tmp.write_text(json.dumps(doc))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def test_file_is_0600_and_folder_0700_whatever_the_umask(token_file: Path) -> None:
@@ -264,17 +319,26 @@ def test_a_non_blocking_attempt_yields_false_while_another_holds_the_lock(store:
 def test_an_unchanged_version_is_trusted_for_a_second_at_most(
     token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long."""
+    """On coarse-timestamp file systems a rewrite can keep the stat signature: the cache must not hide it long,
+    for any account of the file; and a second later, bytes that did not change are not parsed again."""
     store = JSONTokenStore(token_file)
     store_with(store, CID, "user", Token("old"))
+    store_with(store, CID, "bot", Token("bot-old"))
     monkeypatch.setattr(JSONTokenStore, "version", lambda self: "stuck")
     clock = [1000.0]
     monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
     assert store.current(CID, "user") == Token("old")
-    store_with(JSONTokenStore(token_file), CID, "user", Token("new"))
-    assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
+    parses = []
+    real_parse = JSONTokenStore._parse
+    monkeypatch.setattr(JSONTokenStore, "_parse", lambda self, raw: (parses.append(1), real_parse(self, raw))[1])
     clock[0] += store_module.CACHE_SECONDS
-    assert store.current(CID, "user") == Token("new")
+    assert store.current(CID, "user") == Token("old") and parses == []  # same bytes: trusted again, no parse
+    _write_by_another_process(token_file, {"user": Token("new"), "bot": Token("bot-new")})
+    assert store.current(CID, "user") == Token("old")  # within the second: the cheap path
+    assert store.current(CID, "bot") == Token("bot-old")
+    clock[0] += store_module.CACHE_SECONDS
+    assert store.current(CID, "bot") == Token("bot-new") and store.current(CID, "user") == Token("new")
+    assert len(parses) == 1
 
 
 FORK_CHILD_TIMEOUT = 10
@@ -395,3 +459,31 @@ def test_open_store_reads_the_environment_in_one_place(monkeypatch: pytest.Monke
     assert isinstance(TwitchCredentials("cid").store, RedisTokenStore)  # the constructor asks the same place
     assert open_store(tmp_path / "given.json").location == str(tmp_path / "given.json")
     assert TwitchCredentials("cid", token_file=tmp_path / "f.json").store.location == str(tmp_path / "f.json")
+
+
+def test_move_tokens_between_files_writes_each_file_once_and_loses_nothing_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """migrate of 2,000 accounts: one write into the target, one out of the source; a target that cannot be
+    written keeps every token in the source."""
+    source, target = JSONTokenStore(tmp_path / "from.json"), JSONTokenStore(tmp_path / "to.json")
+    tokens = {f"u{i}": Token(f"t{i}", refresh_token=f"r{i}") for i in range(2000)}
+    with source.lock():
+        source.save_many(CID, tokens)
+    real_replace = files_module.replace
+
+    def full(src: str, dst: str) -> None:
+        if dst == target.path:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files_module, "replace", full)
+    with pytest.raises(TokenStoreError, match="No space"):
+        move_tokens(source, target)
+    assert len(source.items()) == 2000 and target.items() == []
+
+    writes: list[str] = []
+    monkeypatch.setattr(files_module, "replace", lambda src, dst: (writes.append(dst), real_replace(src, dst))[1])
+    moved, kept = move_tokens(source, target)
+    assert len(moved) == 2000 and kept == [] and sorted(writes) == sorted([source.path, target.path])
+    assert source.items() == [] and dict(target.items()) == {(CID, a): t for a, t in tokens.items()}

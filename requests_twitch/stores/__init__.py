@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from ..token import Token
 from .base import TokenStore
 from .json_file import JSONTokenStore
 from .memory import MemoryTokenStore
@@ -82,13 +83,18 @@ def move_tokens(
     moved: list[tuple[str, str]] = []
     kept: list[tuple[str, str]] = []
     with source.lock(), target.lock():
+        there = dict(target.items())  # one read of each store, not one per token
+        by_client: dict[str, dict[str, Token]] = {}
         for key, token in source.items():
-            there = target.load(*key)
-            if there is not None and there != token and not overwrite:
+            if key in there and there[key] != token and not overwrite:
                 kept.append(key)
                 continue
-            if there != token:
-                target.save(*key, token)
-            source.delete(*key)
-            moved.append(key)
-    return moved, kept
+            by_client.setdefault(key[0], {})[key[1]] = token
+        # One write per client into the target, then one out of the source:
+        # a client's tokens leave the source only once the target has them all.
+        for client_id, tokens in by_client.items():
+            keys = [(client_id, account) for account in tokens]
+            target.save_many(client_id, {a: t for a, t in tokens.items() if there.get((client_id, a)) != t})
+            source._delete_keys(keys)
+            moved += keys
+    return sorted(moved), kept

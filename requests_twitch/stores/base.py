@@ -21,7 +21,7 @@ import abc
 import contextlib
 import os
 import threading
-from typing import Hashable, Iterator
+from typing import Hashable, Iterable, Iterator, Mapping
 
 from .. import _clock
 from ..exceptions import TokenStoreError
@@ -126,6 +126,21 @@ class TokenStore(abc.ABC):
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         """Remove the token of an account, if any; the lock is held as ``handle``."""
 
+    def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
+        """Write the tokens of many accounts of one client at once, keeping every other account.
+
+        A backend overrides it with one atomic write (the JSON file, Redis do);
+        this default saves them one by one, so a failure part way leaves the
+        ones before it saved.
+        """
+        for account, token in tokens.items():
+            self._save(client_id, account, token, handle)
+
+    def _delete_many(self, keys: list[_Key], handle: object) -> None:
+        """Remove the tokens of many (client id, account) keys; one write where the backend can, like :meth:`_save_many`."""
+        for client_id, account in keys:
+            self._delete(client_id, account, handle)
+
     def _confirm(self, handle: object) -> None:
         """Raise :class:`TokenStoreError` if a save under ``handle`` would surely fail now (see :meth:`confirm`).
 
@@ -202,9 +217,44 @@ class TokenStore(abc.ABC):
         """
         self._save(client_id, account, token, self._handle())
 
+    def save_many(self, client_id: str, tokens: Mapping[str, Token]) -> None:
+        """Store the tokens of many accounts of one client in one write, keeping every other account.
+
+        Must be called while holding :meth:`lock`. For the JSON file it is one
+        atomic replace of the file, for Redis one fenced script: a reader sees
+        all of them or none, and a failure leaves the old content. Building a
+        file of N accounts this way costs one write, not N (each of which
+        rewrites the whole file).
+
+        Example:
+            ::
+
+                with store.lock():
+                    store.save_many("my-client-id", {"alice": alice_token, "bob": bob_token})
+
+        Raises:
+            TokenStoreError: the store could not be written; it is unchanged.
+            RuntimeError: the lock is not held by this thread.
+            TypeError: an account is not a str, or a value not a Token.
+        """
+        handle = self._handle()
+        batch = dict(tokens)  # a snapshot: the caller's mapping may change meanwhile
+        for account, token in batch.items():
+            if not isinstance(account, str) or not isinstance(token, Token):
+                raise TypeError("save_many() takes a mapping of account names (str) to Token objects")
+        if batch:
+            self._save_many(client_id, batch, handle)
+
     def delete(self, client_id: str, account: str) -> None:
         """Remove the token of an account, if any. Must be called while holding :meth:`lock`."""
         self._delete(client_id, account, self._handle())
+
+    def _delete_keys(self, keys: Iterable[_Key]) -> None:
+        """Remove many tokens in one write (``move_tokens``). Must be called while holding :meth:`lock`."""
+        handle = self._handle()
+        batch = list(keys)
+        if batch:
+            self._delete_many(batch, handle)
 
     def confirm(self) -> None:
         """Check, right before a single-use refresh token is spent, that its successor could be saved.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from ..exceptions import InsecureTokenFileWarning, TokenStoreError
 from ..token import Token
 from . import _files
 from ._document import SCHEMA, Sealed, check_document, finite_float, no_constant
-from .base import DEFAULT_LOCK_TIMEOUT, TokenStore
+from .base import CACHE_SECONDS, DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     import filelock
@@ -95,6 +96,41 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_registry.reset)
 
 
+class _Snapshot:
+    """The parsed token file as this process last read it, shared by every account and every store object of the path.
+
+    ``current()`` of any account checks the file's stat signature against
+    ``version``; while it matches, the token comes from here (decoded once per
+    account, on first use), so a request costs one ``stat`` however many
+    accounts the file holds. Replaced whole, never changed but for
+    ``decoded`` (filled on demand; threads may race to decode the same token,
+    which only costs a decode).
+    """
+
+    __slots__ = ("decoded", "digest", "tokens", "trusted_at", "version")
+
+    def __init__(self, version: Hashable, tokens: dict[str, Any], digest: bytes, trusted_at: float,
+                 decoded: dict[tuple[str, str], Token | None] | None = None) -> None:
+        self.version = version
+        self.tokens = tokens
+        self.digest = digest
+        """A hash of the file's bytes: after a second of an unchanged stat, a re-read that finds the same
+        bytes trusts the snapshot again without parsing it."""
+        self.trusted_at = trusted_at
+        self.decoded: dict[tuple[str, str], Token | None] = {} if decoded is None else decoded
+
+    def __repr__(self) -> str:
+        return "<token file snapshot: tokens redacted>"
+
+
+_snapshots: dict[str, _Snapshot] = {}
+"""path -> the last snapshot of that token file in this process (every JSONTokenStore of the path shares it)."""
+
+
+def _digest(raw: bytes | None) -> bytes:
+    return b"" if raw is None else hashlib.blake2b(raw, digest_size=16).digest()
+
+
 class JSONTokenStore(TokenStore):
     """A JSON file shared by every process on this machine, guarded by a lock file beside it.
 
@@ -147,20 +183,63 @@ class JSONTokenStore(TokenStore):
         record = self._read().value["tokens"].get(client_id, {}).get(account)
         return None if record is None else Token.from_dict(record)
 
+    def current(self, client_id: str, account: str) -> Token | None:
+        """Return the stored token from the file's one parsed snapshot, re-read only when the file changed.
+
+        The per-request path: one ``os.stat`` while nothing changed, whatever
+        the number of accounts. Every account and every store object of this
+        path in the process share one snapshot, so a change is parsed once per
+        process, not once per account. An unchanged stat signature is trusted
+        for :data:`~requests_twitch.stores.base.CACHE_SECONDS` at most (coarse
+        timestamps can hide a rewrite); then the file's bytes are read again and
+        parsed only if they differ.
+        """
+        version = self.version()  # read before the data: a write in between only costs a reload
+        now = _clock.monotonic()
+        snapshot = _snapshots.get(self.path)
+        if snapshot is None or snapshot.version != version:
+            snapshot = self._take_snapshot(version, now)
+        elif now - snapshot.trusted_at >= CACHE_SECONDS:
+            snapshot = self._take_snapshot(version, now, unless_like=snapshot)
+        key = (client_id, account)
+        try:
+            return snapshot.decoded[key]
+        except KeyError:
+            pass
+        record = snapshot.tokens.get(client_id, {}).get(account)
+        token = None if record is None else Token.from_dict(record)
+        snapshot.decoded[key] = token
+        return token
+
+    def _take_snapshot(self, version: Hashable, now: float, unless_like: _Snapshot | None = None) -> _Snapshot:
+        """Read the file and share it as this path's snapshot; bytes equal to ``unless_like``'s only renew its trust."""
+        raw = self._read_bytes()
+        digest = _digest(None if raw is None else raw.value)
+        if unless_like is not None and digest == unless_like.digest:
+            snapshot = _Snapshot(version, unless_like.tokens, digest, now, unless_like.decoded)
+        else:
+            snapshot = _Snapshot(version, self._parse(raw).value["tokens"], digest, now)
+        _snapshots[self.path] = snapshot
+        return snapshot
+
     def _read(self) -> Sealed[dict[str, Any]]:
         """Parse and check the whole file; a missing file is an empty store.
 
         The file's bytes and its document are sealed: they hold every
         account's tokens, and this frame's locals go with any error it raises.
         """
+        return self._parse(self._read_bytes())
+
+    def _read_bytes(self) -> Sealed[bytes] | None:
+        """The file's bytes, sealed; None if there is no file."""
         try:
             with open(_files.open_for_reading(self.path), "rb") as f:
                 self._check_file(os.fstat(f.fileno()))
-                raw = Sealed(f.read())
+                return Sealed(f.read())
         except TokenStoreError:  # it is an OSError too (via requests.RequestException)
             raise
         except FileNotFoundError:
-            return Sealed({"schema": SCHEMA, "tokens": {}})
+            return None
         except IsADirectoryError as exc:
             raise self._error("the token file is a directory") from exc
         except OSError as exc:
@@ -171,6 +250,11 @@ class JSONTokenStore(TokenStore):
             if exc.errno == errno.ENXIO:  # a socket: open() cannot open one
                 raise self._not_a_file_error() from exc
             raise self._error(f"cannot read the token file: {exc.strerror}") from exc
+
+    def _parse(self, raw: Sealed[bytes] | None) -> Sealed[dict[str, Any]]:
+        """Parse and check the file's bytes (None: no file, an empty store)."""
+        if raw is None:
+            return Sealed({"schema": SCHEMA, "tokens": {}})
         if not raw.value.strip():
             raise self._error("the token file is empty", corrupt=True)
         # The parser's errors are not chained (from None): the frames of json's
@@ -248,6 +332,26 @@ class JSONTokenStore(TokenStore):
         doc = self._read()  # re-read: another process may have saved another account
         doc.value["tokens"].setdefault(client_id, {})[account] = token.to_dict()
         self._write(doc)
+
+    def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
+        doc = self._read()
+        accounts = doc.value["tokens"].setdefault(client_id, {})
+        for account, token in tokens.items():
+            accounts[account] = token.to_dict()
+        self._write(doc)
+
+    def _delete_many(self, keys: list[tuple[str, str]], handle: object) -> None:
+        doc = self._read()
+        tokens = doc.value["tokens"]
+        changed = False
+        for client_id, account in keys:
+            accounts = tokens.get(client_id, {})
+            if accounts.pop(account, None) is not None:
+                changed = True
+                if not accounts:
+                    del tokens[client_id]
+        if changed:
+            self._write(doc)
 
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         doc = self._read()
@@ -342,6 +446,12 @@ class JSONTokenStore(TokenStore):
                 raise self._error(f"cannot write the token file: {exc.strerror}") from exc
             raise
         _files.fsync_folder(folder)
+        # What was just written is this path's snapshot: the writer's next
+        # request does not parse the file again (the lock is held: nobody else
+        # wrote in between). The stat after the replace is its version.
+        with contextlib.suppress(OSError, TokenStoreError):
+            _snapshots[self.path] = _Snapshot(self.version(), doc.value["tokens"], _digest(data.value),
+                                              _clock.monotonic())
 
     def _make_folder(self) -> None:
         folder = os.path.dirname(self.path)

@@ -54,6 +54,10 @@ class MemoryTokenStore(TokenStore):
         self._tokens[(client_id, account)] = token
         self._version += 1
 
+    def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
+        self._tokens.update({(client_id, account): token for account, token in tokens.items()})
+        self._version += 1
+
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         if self._tokens.pop((client_id, account), None) is not None:
             self._version += 1

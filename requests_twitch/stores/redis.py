@@ -53,15 +53,18 @@ __all__ = ["RedisTokenStore", "SPEND_LEASE"]
 DEFAULT_LOCK_TTL = 30.0
 """Seconds a lock outlives a holder that died; a live holder's watchdog renews it (_redis_lease.py)."""
 
-# KEYS: lock, tokens hash, version; ARGV: lock token, field, value ("" deletes).
+# KEYS: lock, tokens hash, version; ARGV: lock token, then (field, value) pairs
+# ("" deletes). One script, so many accounts land at once or not at all.
 _FENCED_WRITE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
     return nil
 end
-if ARGV[3] == '' then
-    redis.call('hdel', KEYS[2], ARGV[2])
-else
-    redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+for i = 2, #ARGV, 2 do
+    if ARGV[i + 1] == '' then
+        redis.call('hdel', KEYS[2], ARGV[i])
+    else
+        redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+    end
 end
 return redis.call('incr', KEYS[3])
 """
@@ -212,6 +215,23 @@ class RedisTokenStore(TokenStore):
     def _delete(self, client_id: str, account: str, handle: object) -> None:
         self._fenced_write(_field(client_id, account), None, handle)
 
+    def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
+        pairs: list[tuple[str, _Secret | None]] = [
+            (_field(client_id, a), _Secret(json.dumps(t.to_dict()))) for a, t in tokens.items()
+        ]
+        self._fenced_batch(pairs, handle)
+
+    def _delete_many(self, keys: list[tuple[str, str]], handle: object) -> None:
+        self._fenced_batch([(_field(*key), None) for key in keys], handle)
+
+    def _fenced_batch(self, pairs: list[tuple[str, _Secret | None]], handle: object) -> None:
+        """Many writes in one fenced script. Not a renewal (an import, a migrate): a failure is raised, not retried."""
+        assert isinstance(handle, Lease)
+        with self._errors(f"writing {len(pairs)} tokens", wrote=True):
+            written = self._run_writes(handle.token, pairs)
+        if written is None:
+            raise self._lost_lease_error()
+
     def _fenced_write(self, field: str, secret: _Secret | None, handle: object) -> None:
         assert isinstance(handle, Lease)
         try:
@@ -231,21 +251,28 @@ class RedisTokenStore(TokenStore):
             ) from None
         handle.pending = None
         if written is None:
-            raise TokenStoreError(
-                f"{self.location}: the lock expired before the token was written (lock_ttl {self.lock_ttl:g} s),"
-                " so it was not: another process may hold the lock and a newer token now.",
-                path=self.location,
-            )
+            raise self._lost_lease_error()
+
+    def _lost_lease_error(self) -> TokenStoreError:
+        return TokenStoreError(
+            f"{self.location}: the lock expired before the token was written (lock_ttl {self.lock_ttl:g} s),"
+            " so it was not: another process may hold the lock and a newer token now.",
+            path=self.location,
+        )
 
     def _run_write(self, lease_token: bytes, field: str, secret: _Secret | None) -> Any:
         """The fenced write: None if the lock does not hold ``lease_token``, else the new version.
 
         Raises redis-py's errors as they are (the callers word them).
         """
-        return self._write(
-            keys=[self._lock_key, self._tokens_key, self._version_key],
-            args=[lease_token, field, "" if secret is None else secret.value],
-        )
+        return self._run_writes(lease_token, [(field, secret)])
+
+    def _run_writes(self, lease_token: bytes, pairs: list[tuple[str, _Secret | None]]) -> Any:
+        """The fenced write of many (field, value) pairs (None deletes), in one script; as :meth:`_run_write`."""
+        args: list[Any] = [lease_token]
+        for field, secret in pairs:
+            args += [field, "" if secret is None else secret.value]
+        return self._write(keys=[self._lock_key, self._tokens_key, self._version_key], args=args)
 
     @contextlib.contextmanager
     def _errors(self, doing: str, *, wrote: bool = False) -> Iterator[None]:
