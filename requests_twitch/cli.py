@@ -275,7 +275,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 AUTHORIZATION_BATCH = 10
-"""Get Authorization By User takes at most 10 user_id a call (https://dev.twitch.tv/docs/api/reference/#get-authorization-by-user)."""
+"""Get Authorization By User takes at most 10 user_id a call
+(https://dev.twitch.tv/docs/api/reference/#get-authorization-by-user)."""
 
 
 def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[str, str], Token]]) -> int:
