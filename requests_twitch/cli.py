@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                         " expires 30 days after it was issued")
     p.set_defaults(run=_refresh)
     p = commands.add_parser("status", parents=[common], help="list the stored tokens (never the tokens themselves)")
+    p.add_argument("--check", action="store_true",
+                   help="ask Twitch (Get Authorization By User, with the app token) whether each stored user of the"
+                        " client still authorizes it, and with which scopes; exit 1 where that differs from the store")
     p.set_defaults(run=_status)
     p = commands.add_parser("validate", parents=[common], help="check the token at Twitch now")
     p.set_defaults(run=_validate)
@@ -268,7 +271,54 @@ def _status(args: argparse.Namespace) -> int:
                   f" public client's expires at {PUBLIC_REFRESH_DAYS} days. Renew it now (requests-twitch refresh"
                   f" --client-id {client} --account {account}), and weekly: requests-twitch refresh --if-older 20d",
                   file=sys.stderr)
-    return 0
+    return _check(args, store, items) if args.check else 0
+
+
+AUTHORIZATION_BATCH = 10
+"""Get Authorization By User takes at most 10 user_id a call
+(https://dev.twitch.tv/docs/api/reference/#get-authorization-by-user)."""
+
+
+def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[str, str], Token]]) -> int:
+    """Compare each stored user token of the client with what Twitch says the user has granted it."""
+    client_id = args.client_id or os.environ.get("TWITCH_CLIENT_ID")
+    if not client_id:
+        raise UsageError("status --check: no client id: set TWITCH_CLIENT_ID or pass --client-id")
+    users = [(account, t) for (client, account), t in items if client == client_id and t.kind == "user" and t.user_id]
+    if not users:
+        print(f"no user token of client {client_id} with a known user id to check")
+        return 0
+    overrides: dict[str, Any] = {"client_id": client_id, "store": store, "account": "app"}
+    if args.id_url:
+        overrides["id_url"] = args.id_url
+    credentials = TwitchCredentials.from_env(**overrides)  # the app token: this endpoint takes no other
+    answers: dict[str, dict[str, Any]] = {}
+    ids = sorted({t.user_id for _, t in users if t.user_id})
+    with TwitchSession(auth=TwitchAuth.from_env(credentials=credentials, api_url=args.api_url)) as session:
+        for start in range(0, len(ids), AUTHORIZATION_BATCH):
+            batch = ids[start:start + AUTHORIZATION_BATCH]
+            response = session.get("authorization/users", params=[("user_id", i) for i in batch])
+            response.raise_for_status()
+            answers.update({row["user_id"]: row for row in response.json().get("data", [])})
+    differs = 0
+    for account, t in users:
+        row = answers.get(t.user_id or "")
+        who = f"{client_id}/{account} ({t.login or t.user_id})"
+        if row is None or not row.get("has_authorized"):
+            differs += 1
+            print(f"{who}: Twitch says the user no longer authorizes this app; the stored token is dead."
+                  f" Log in again: requests-twitch login --account {account}")
+            continue
+        granted, stored = set(row.get("scopes") or ()), set(t.scopes)
+        if granted != stored:
+            differs += 1
+            print(f"{who}: Twitch says the user granted {' '.join(sorted(granted)) or 'no scopes'}; the store has"
+                  f" {' '.join(sorted(stored)) or 'none'}"
+                  + (f" (not in the store: {' '.join(sorted(granted - stored))})" if granted - stored else "")
+                  + (f" (no longer granted: {' '.join(sorted(stored - granted))})" if stored - granted else ""))
+        else:
+            print(f"{who}: as stored ({' '.join(sorted(stored)) or 'no scopes'})")
+    return 1 if differs else 0
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -275,3 +275,28 @@ def test_refresh_if_older_run_by_four_processes_at_once_renews_once(
                 proc.wait(10)
     assert [proc.returncode for proc in procs] == [0] * 4, results
     assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+
+
+def test_status_check_shows_where_twitch_differs_from_the_store(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """Get Authorization By User, in batches of 10 with the app token: a revoked user and a changed grant are named."""
+    store = JSONTokenStore(token_file)
+    with store.lock():
+        for i in range(12):
+            token = fake_twitch.issue_user_token(user_id=str(100 + i), login=f"user{i}", scopes=["chat:read"])
+            store.save(fake_twitch.client_id, f"acct{i}", token)
+    fake_twitch.disconnect("100")  # user0 disconnected the app in their settings
+    fake_twitch.issue_user_token(user_id="101", login="user1", scopes=["chat:edit"])  # user1 granted more elsewhere
+    before = fake_twitch.calls["helix"]
+    result = cli(env, "status", "--check")
+    assert result.returncode == 1, result.stderr
+    lines = {line.split(":")[0]: line for line in result.stdout.splitlines() if line.startswith(fake_twitch.client_id)}
+    assert "no longer authorizes" in lines[f"{fake_twitch.client_id}/acct0 (user0)"]
+    assert "not in the store: chat:edit" in lines[f"{fake_twitch.client_id}/acct1 (user1)"]
+    assert "as stored" in lines[f"{fake_twitch.client_id}/acct2 (user2)"]
+    assert fake_twitch.calls["helix"] - before == 2  # 12 users, 10 a call
+    with store.lock():
+        store.delete(fake_twitch.client_id, "acct0")
+        store.delete(fake_twitch.client_id, "acct1")
+    assert cli(env, "status", "--check").returncode == 0

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from requests_twitch import MemoryTokenStore, TwitchAuth
 from requests_twitch.testing import FakeTwitch
 
 TIME = "rfc3339"  # a field holding a Helix timestamp
@@ -312,3 +313,25 @@ def test_redirect_uris_none_is_the_looser_switch(fake_twitch: FakeTwitch) -> Non
     fake_twitch.redirect_uris = None
     assert "code=" in authorize(fake_twitch, "http://localhost:9999/anything/")
     assert FakeTwitch().redirect_uris == ("http://localhost:3000",)
+
+
+def test_get_authorization_by_user_takes_an_app_token_and_ten_ids_at_most(fake_twitch: FakeTwitch) -> None:
+    """Twitch's Get Authorization By User: app token only, user_id required and repeated, 10 at most."""
+    fake_twitch.issue_user_token(user_id="1", login="alice", scopes=["chat:read"])
+    fake_twitch.issue_user_token(user_id="1", login="alice", scopes=["chat:edit"])
+    user = fake_twitch.issue_user_token(user_id="2", login="bob", scopes=["bits:read"])
+    url = f"{fake_twitch.api_url}/authorization/users"
+    app = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=MemoryTokenStore(), id_url=fake_twitch.id_url,
+                api_url=fake_twitch.api_url)
+    got = requests.get(url, params=[("user_id", "2"), ("user_id", "1"), ("user_id", "3")], auth=app)
+    assert got.status_code == 200
+    assert [(r["user_id"], r["scopes"], r["has_authorized"]) for r in got.json()["data"]] == [
+        ("2", ["bits:read"], True), ("1", ["chat:edit", "chat:read"], True), ("3", [], False)]
+    assert fake_twitch.disconnect("1") == 2
+    assert requests.get(url, params={"user_id": "1"}, auth=app).json()["data"][0]["has_authorized"] is False
+    assert requests.get(url, params=[("user_id", str(i)) for i in range(11)], auth=app).status_code == 400
+    assert requests.get(url, auth=app).status_code == 400
+    headers = {"Authorization": f"Bearer {user.access_token}", "Client-Id": fake_twitch.client_id}
+    refused = requests.get(url, params={"user_id": "2"}, headers=headers)
+    assert refused.status_code == 401 and "app access token" in refused.json()["message"]
+

@@ -487,3 +487,24 @@ def test_move_tokens_between_files_writes_each_file_once_and_loses_nothing_on_fa
     moved, kept = move_tokens(source, target)
     assert len(moved) == 2000 and kept == [] and sorted(writes) == sorted([source.path, target.path])
     assert source.items() == [] and dict(target.items()) == {(CID, a): t for a, t in tokens.items()}
+
+
+def test_a_failed_save_many_shows_no_token_in_traceback_locals(
+    token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk during an import: the error reporter that records locals sees no token of any account."""
+    from _helpers import raised_by, shown_with_locals
+
+    secrets = [os.urandom(8).hex() for _ in range(4)]  # not in this file's source, which tracebacks quote
+    store = store_with(JSONTokenStore(token_file), CID, "kept", Token(secrets[0], refresh_token=secrets[1]))
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files_module, "replace", full)
+    batch = {"new": Token(secrets[2], refresh_token=secrets[3])}  # a Token's repr is redacted
+    with store.lock():
+        exc = raised_by(lambda: store.save_many(CID, batch))
+    assert isinstance(exc, TokenStoreError)
+    shown = shown_with_locals(exc)
+    assert "No space" in str(exc) and not [secret for secret in secrets if secret in shown]

@@ -329,37 +329,20 @@ class JSONTokenStore(TokenStore):
             handle.thread_lock.release()
 
     def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
-        doc = self._read()  # re-read: another process may have saved another account
-        doc.value["tokens"].setdefault(client_id, {})[account] = token.to_dict()
-        self._write(doc)
+        self._save_many(client_id, {account: token}, handle)  # re-reads: another process may have saved another account
 
     def _save_many(self, client_id: str, tokens: dict[str, Token], handle: object) -> None:
         doc = self._read()
-        accounts = doc.value["tokens"].setdefault(client_id, {})
-        for account, token in tokens.items():
-            accounts[account] = token.to_dict()
+        _put_all(doc, client_id, tokens)  # in a helper: no frame of a failed write holds the file's records
         self._write(doc)
 
     def _delete_many(self, keys: list[tuple[str, str]], handle: object) -> None:
         doc = self._read()
-        tokens = doc.value["tokens"]
-        changed = False
-        for client_id, account in keys:
-            accounts = tokens.get(client_id, {})
-            if accounts.pop(account, None) is not None:
-                changed = True
-                if not accounts:
-                    del tokens[client_id]
-        if changed:
+        if _remove_all(doc, keys):
             self._write(doc)
 
     def _delete(self, client_id: str, account: str, handle: object) -> None:
-        doc = self._read()
-        accounts = doc.value["tokens"].get(client_id, {})
-        if accounts.pop(account, None) is not None:
-            if not accounts:
-                del doc.value["tokens"][client_id]
-            self._write(doc)
+        self._delete_many([(client_id, account)], handle)
 
     def _items(self) -> list[tuple[tuple[str, str], Token]]:
         tokens = self._read().value["tokens"]
@@ -515,6 +498,26 @@ class JSONTokenStore(TokenStore):
 
 
 _warned: set[tuple[str, int]] = set()
+
+
+def _put_all(doc: Sealed[dict[str, Any]], client_id: str, tokens: dict[str, Token]) -> None:
+    """Set the records of ``tokens`` in the document (whose frame is gone before the write that may fail)."""
+    accounts = doc.value["tokens"].setdefault(client_id, {})
+    for account, token in tokens.items():
+        accounts[account] = token.to_dict()
+
+
+def _remove_all(doc: Sealed[dict[str, Any]], keys: list[tuple[str, str]]) -> bool:
+    """Remove the records of ``keys`` from the document, and clients left empty; whether any was there."""
+    tokens = doc.value["tokens"]
+    changed = False
+    for client_id, account in keys:
+        accounts = tokens.get(client_id, {})
+        if accounts.pop(account, None) is not None:
+            changed = True
+            if not accounts:
+                del tokens[client_id]
+    return changed
 
 
 def _filelock_timeout() -> type[Exception]:

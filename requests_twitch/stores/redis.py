@@ -269,10 +269,9 @@ class RedisTokenStore(TokenStore):
 
     def _run_writes(self, lease_token: bytes, pairs: list[tuple[str, _Secret | None]]) -> Any:
         """The fenced write of many (field, value) pairs (None deletes), in one script; as :meth:`_run_write`."""
-        args: list[Any] = [lease_token]
-        for field, secret in pairs:
-            args += [field, "" if secret is None else secret.value]
-        return self._write(keys=[self._lock_key, self._tokens_key, self._version_key], args=args)
+        # The arguments are built in the call: no frame of ours keeps the tokens' JSON in a local.
+        keys = [self._lock_key, self._tokens_key, self._version_key]
+        return self._write(keys=keys, args=_script_args(lease_token, pairs))
 
     @contextlib.contextmanager
     def _errors(self, doing: str, *, wrote: bool = False) -> Iterator[None]:
@@ -323,6 +322,14 @@ def _hash_tagged(prefix: str) -> str:
         f"prefix {prefix!r}: a RedisTokenStore prefix is a non-empty name without braces (it becomes the"
         " keys' hash tag), or carries a whole hash tag of its own, like 'app:{tokens}:'"
     )
+
+
+def _script_args(lease_token: bytes, pairs: list[tuple[str, _Secret | None]]) -> list[Any]:
+    """The fenced write's ARGV: the lease token, then (field, value) pairs ("" deletes)."""
+    args: list[Any] = [lease_token]
+    for field, secret in pairs:
+        args += [field, "" if secret is None else secret.value]
+    return args
 
 
 def _field(client_id: str, account: str) -> str:

@@ -257,6 +257,18 @@ class FakeTwitch:
                 access.expires_at = 0.0
             return len(live)
 
+    def disconnect(self, user_id: str, *, client_id: str | None = None) -> int:
+        """Act as the user who disconnects the app in their Twitch settings: every grant of ``user_id`` to the
+        client (default: :attr:`client_id`) dies, with its tokens; returns how many grants."""
+        client = client_id or self.client_id
+        with self._state.lock:
+            grants = {id(g): g for g, _ in self._state.refresh.values()}
+            grants.update({id(a.grant): a.grant for a in self._state.access.values()})
+            mine = [g for g in grants.values() if g.alive and g.client_id == client and g.user_id == user_id]
+            for grant in mine:
+                grant.alive = False
+            return len(mine)
+
     def approve_device(self, user_code: str, *, user_id: str = "141981764", login: str = "twitchdev") -> None:
         """Act as the user who enters ``user_code`` on twitch.tv/activate and clicks Authorize."""
         with self._state.lock:

@@ -33,6 +33,7 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("GET", "/oauth2/validate"): _oauth.validate,
     ("POST", "/oauth2/revoke"): _oauth.revoke,
     ("GET", "/helix/users"): _helix.users,
+    ("GET", "/helix/authorization/users"): _helix.authorization_users,
     ("GET", "/helix/games/top"): _helix.games_top,
     ("GET", "/helix/games"): _helix.games,
     ("GET", "/helix/streams"): _helix.streams,
