@@ -15,7 +15,14 @@ import logging
 
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import InsecureTokenFileWarning, LoginError, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import (
+    InsecureTokenFileWarning,
+    LoginError,
+    LoginRequired,
+    TokenRefreshError,
+    TokenStoreError,
+    TwitchAuthError,
+)
 from .login import parse_implicit_redirect
 from .session import RateLimit, TwitchSession
 from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
@@ -27,6 +34,7 @@ __all__ = [
     "InsecureTokenFileWarning",
     "JSONTokenStore",
     "LoginError",
+    "LoginRequired",
     "MemoryTokenStore",
     "RateLimit",
     "RedisTokenStore",

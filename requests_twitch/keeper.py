@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable, Mapping
 
 from . import _clock
-from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import LoginRequired, TokenRefreshError, TokenStoreError, login_command
 from .oauth import OAuthClient, with_validation
 from .stores import TokenStore
 from .token import Redacted, Token
@@ -316,7 +316,12 @@ class TokenKeeper:
             assert stored is not None
             return None, stored
         if stored is None:  # a first token: SEED, SEED_REFRESH, MINT or LOGIN_REQUIRED
-            token = self._first_token(step)
+            try:
+                token = self._first_token(step)
+            except LoginRequired as exc:
+                if exc.account is not None:
+                    raise
+                raise self._login_required(None, exc.reason, exc) from None
             self._save(None, token, spent=step is Step.SEED_REFRESH)
             return None, token
         if step is Step.PAUSE:
@@ -327,10 +332,7 @@ class TokenKeeper:
                 " Twitch and the refresh token.)"
             )
         if step is Step.LOGIN_REQUIRED:
-            raise TwitchAuthError(
-                f"the token of client {self.oauth.client_id!r}, account {self.account!r} cannot be renewed"
-                " (no refresh token): log in again."
-            )
+            raise self._login_required(stored, "the token cannot be renewed (no refresh token).")
         try:
             if step is Step.REFRESH:
                 assert stored.refresh_token is not None
@@ -338,12 +340,14 @@ class TokenKeeper:
                 token = self.oauth.refresh(stored.refresh_token, previous=stored)
             else:  # MINT: Twitch cannot refresh an app token; a new one is minted
                 token = self.oauth.client_credentials(stored.scopes or self.scopes)
-        except TokenRefreshError as exc:
+        except (TokenRefreshError, LoginRequired) as exc:
             again = self._adopt_after_invalid_refresh(exc, stored)
             if again is not None:
                 return None, again
+            if isinstance(exc, LoginRequired):
+                exc = self._login_required(stored, exc.reason, exc)
             self._remember_failure(stored, exc)
-            raise
+            raise exc from None
         self._save(stored.access_token, token, spent=step is Step.REFRESH)
         log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
         return (stored, token), token
@@ -360,13 +364,26 @@ class TokenKeeper:
         if step is Step.MINT:
             log.info("fetching an app token for client %r, account %r", self.oauth.client_id, self.account)
             return self.oauth.client_credentials(self.scopes)
-        raise TwitchAuthError(
-            f"no token stored for client {self.oauth.client_id!r}, account {self.account!r} in {self.store!r},"
-            " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
-            " (user token), or log in first."
+        raise self._login_required(
+            None,
+            f"no token stored in {self.store!r}, and no way to get one: pass client_secret (app token)"
+            " or access_token/refresh_token (user token), or log in first.",
         )
 
-    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
+    def _login_required(self, stored: Token | None, reason: str, twitch: LoginRequired | None = None) -> LoginRequired:
+        """The LoginRequired for this account, with the command that logs it in again."""
+        app = stored.kind == "app" if stored is not None else self.account == "app"
+        scopes = stored.scopes if stored is not None else self.scopes
+        return LoginRequired(
+            self.oauth.client_id,
+            self.account,
+            reason,
+            command=login_command(self.account, scopes, app=app),
+            status_code=None if twitch is None else twitch.status_code,
+            message=None if twitch is None else twitch.message,
+        )
+
+    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError | LoginRequired, spent: Token) -> Token | None:
         """After "Invalid refresh token", use a token someone saved meanwhile, if any.
 
         A process outside this lock's reach (another machine, a hand edit) may
@@ -381,7 +398,7 @@ class TokenKeeper:
         log.info("refresh token already spent; adopting the token saved for account %r", self.account)
         return again
 
-    def _remember_failure(self, stored: Token, exc: TokenRefreshError) -> None:
+    def _remember_failure(self, stored: Token, exc: TokenRefreshError | LoginRequired) -> None:
         """Record the failure in the store, so that no thread or process retries at once."""
         marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc))
         try:

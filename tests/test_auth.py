@@ -18,6 +18,7 @@ import requests_twitch.keeper as keeper_module
 import requests_twitch._clock as clock_module
 from requests_twitch import (
     JSONTokenStore,
+    LoginRequired,
     MemoryTokenStore,
     Token,
     TokenRefreshError,
@@ -306,7 +307,7 @@ def test_a_refused_refresh_raises_with_twitchs_message_and_keeps_the_token(
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     before = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
     fake_twitch.expire_tokens()
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(LoginRequired) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert (info.value.status_code, info.value.message) == (400, "Invalid refresh token")
     assert "log in again" in str(info.value)
@@ -435,6 +436,7 @@ def test_bad_arguments_are_refused() -> None:
 def test_errors_are_request_exceptions_and_survive_pickling() -> None:
     for error in (
         TokenRefreshError("refused", status_code=400, message="Invalid refresh token"),
+        LoginRequired("cid", "bot", "Twitch refused.", status_code=400, message="Invalid refresh token"),
         TokenStoreError("corrupt", path="/tmp/t.json"),
         TwitchAuthError("no token"),
     ):
@@ -460,7 +462,7 @@ def test_no_secret_in_any_log_record_repr_or_error(
     user.credentials.refresh()
     broken = make_auth(store=MemoryTokenStore(), access_token="tok", refresh_token="refresh-that-is-spent")
     fake_twitch.expire_tokens()
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(TwitchAuthError) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=broken)
     texts.append(str(info.value))
     texts += [record.getMessage() for record in caplog.records]
