@@ -23,7 +23,7 @@ import requests
 from . import _clock
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import TwitchAuthError
+from .exceptions import TwitchAuthError, login_command
 from .login import DEFAULT_REDIRECT_URI, print_to_stderr
 from .session import TwitchSession
 from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
@@ -178,12 +178,17 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no tokens in {store!r}")
         return 0
     rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED")]
-    rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-", _expires_in(t),
+    rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-",
+              "login required" if t.login_required is not None else _expires_in(t),
               _ago(t.validated_at)) for (client, account), t in items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"{store!r}:")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for (client, account), t in items:  # a person must act: say why, and the command
+        if t.login_required is not None:
+            command = login_command(account, t.scopes, app=t.kind == "app")
+            print(f"{client}/{account}: login required: {t.login_required} Run: {command} --client-id {client}")
     return 0
 
 

@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable, Mapping
 
 from . import _clock
-from .exceptions import LoginRequired, TokenRefreshError, TokenStoreError, login_command
+from .exceptions import LoginRequired, TokenRefreshError, TokenStoreError, TwitchAuthError, login_command
 from .oauth import OAuthClient, with_validation
 from .stores import TokenStore
 from .token import Redacted, Token
@@ -48,6 +48,7 @@ SAVE_RETRY = 1.0
 """Seconds between tries to save a renewed token the store refused."""
 
 OnRefresh = Callable[[Token, Token], object]
+OnRefreshFailure = Callable[[TwitchAuthError], object]
 
 
 class Step(enum.Enum):
@@ -66,7 +67,7 @@ class Step(enum.Enum):
     SEED_REFRESH = "seed_refresh"
     """Trade the refresh token the credentials were built with (the slot is empty)."""
     LOGIN_REQUIRED = "login_required"
-    """No token can be had without a person: log in (again)."""
+    """No token can be had without a person: log in (again). Also for a token whose renewal Twitch refused for good."""
 
 
 def next_step(
@@ -96,6 +97,8 @@ def next_step(
         return Step.MINT if has_secret else Step.LOGIN_REQUIRED
     if stored.access_token != failed:
         return Step.ADOPT
+    if stored.login_required is not None:  # Twitch refused its renewal for good: nobody asks again
+        return Step.LOGIN_REQUIRED
     # A wall-clock difference, because the failure is recorded for other processes;
     # clamped, so that a clock stepped back cannot stretch the pause past RETRY_AFTER.
     if stored.renew_failed_at is not None and abs(now - stored.renew_failed_at) < RETRY_AFTER:
@@ -119,6 +122,10 @@ class TokenKeeper:
         scopes: scopes for app tokens.
         on_refresh: called as ``on_refresh(old, new)`` after a renewal was
             saved, in this process only.
+        on_refresh_failure: called as ``on_refresh_failure(exc)`` after
+            Twitch was asked for a token and none came (a TokenRefreshError
+            or a LoginRequired), in this process only, after the locks are
+            released.
     """
 
     def __init__(
@@ -131,12 +138,14 @@ class TokenKeeper:
         seed_refresh: str | None = None,
         scopes: tuple[str, ...] = (),
         on_refresh: OnRefresh | None = None,
+        on_refresh_failure: OnRefreshFailure | None = None,
     ) -> None:
         self.oauth = oauth
         self.store = store
         self.account = account
         self.scopes = scopes
         self.on_refresh = on_refresh
+        self.on_refresh_failure = on_refresh_failure
         self._seed = seed
         self._seed_refresh = seed_refresh
         self._flight: tuple[int, threading.Lock] | None = None
@@ -211,6 +220,7 @@ class TokenKeeper:
         failed = Redacted.of(failed)  # a token: never in a traceback's locals
         deadline = _clock.monotonic() + self.store.lock_timeout
         renewed: tuple[Token, Token] | None = None
+        failures: list[TwitchAuthError] = []
         flight = self._flight_lock()
         if not flight.acquire(timeout=self.store.lock_timeout):  # threads of this process queue in memory
             raise self.store.timeout_error()
@@ -221,13 +231,14 @@ class TokenKeeper:
                     return stored
                 with self._locked(blocking=False) as held:
                     if held:
-                        renewed, token = self._renew_held(failed)
+                        renewed, token = self._renew_held(failed, failures)
                         break
                 if _clock.monotonic() > deadline:
                     raise self.store.timeout_error()
                 _clock.sleep(_POLL)
         finally:
             flight.release()
+            self._notify_failures(failures)
         self._notify(renewed)
         return token
 
@@ -255,6 +266,7 @@ class TokenKeeper:
         """
         optional = due is not None
         renewed: tuple[Token, Token] | None = None
+        failures: list[TwitchAuthError] = []
         answer = None
         flight = self._flight_lock()
         if not flight.acquire(timeout=0 if optional else self.store.lock_timeout):
@@ -273,12 +285,13 @@ class TokenKeeper:
                 answer = self.oauth.validate(stored.access_token)
                 if answer is None:
                     log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
-                    renewed, token = self._renew_held(stored.access_token)
+                    renewed, token = self._renew_held(stored.access_token, failures)
                 else:
                     token = with_validation(stored, answer)
                     self._record(token, "the answer of /validate")
         finally:
             flight.release()
+            self._notify_failures(failures)
         self._notify(renewed)
         return token, answer
 
@@ -299,8 +312,14 @@ class TokenKeeper:
 
     # -- under the store's lock ---------------------------------------------------
 
-    def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
-        """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+    def _renew_held(
+        self, failed: str | None, failures: list[TwitchAuthError]
+    ) -> tuple[tuple[Token, Token] | None, Token]:
+        """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use.
+
+        A renewal Twitch was asked for and refused is appended to ``failures`` (for
+        ``on_refresh_failure``, called once the locks are released).
+        """
         failed = Redacted.of(failed)
         stored = self._read_held()
         now = _clock.now()
@@ -319,9 +338,13 @@ class TokenKeeper:
             try:
                 token = self._first_token(step)
             except LoginRequired as exc:
-                if exc.account is not None:
-                    raise
-                raise self._login_required(None, exc.reason, exc) from None
+                if exc.account is None:  # Twitch's answer: said for this account
+                    exc = self._login_required(None, exc.reason, exc)
+                    failures.append(exc)
+                raise exc from None
+            except TokenRefreshError as exc:
+                failures.append(exc)
+                raise
             self._save(None, token, spent=step is Step.SEED_REFRESH)
             return None, token
         if step is Step.PAUSE:
@@ -332,7 +355,7 @@ class TokenKeeper:
                 " Twitch and the refresh token.)"
             )
         if step is Step.LOGIN_REQUIRED:
-            raise self._login_required(stored, "the token cannot be renewed (no refresh token).")
+            raise self.login_required(stored)
         try:
             if step is Step.REFRESH:
                 assert stored.refresh_token is not None
@@ -347,6 +370,7 @@ class TokenKeeper:
             if isinstance(exc, LoginRequired):
                 exc = self._login_required(stored, exc.reason, exc)
             self._remember_failure(stored, exc)
+            failures.append(exc)
             raise exc from None
         self._save(stored.access_token, token, spent=step is Step.REFRESH)
         log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
@@ -369,6 +393,10 @@ class TokenKeeper:
             f"no token stored in {self.store!r}, and no way to get one: pass client_secret (app token)"
             " or access_token/refresh_token (user token), or log in first.",
         )
+
+    def login_required(self, stored: Token) -> LoginRequired:
+        """The error for a token that cannot be renewed: latched in the store (Twitch refused for good), or without a refresh token."""
+        return self._login_required(stored, stored.login_required or "the token cannot be renewed (no refresh token).")
 
     def _login_required(self, stored: Token | None, reason: str, twitch: LoginRequired | None = None) -> LoginRequired:
         """The LoginRequired for this account, with the command that logs it in again."""
@@ -399,8 +427,13 @@ class TokenKeeper:
         return again
 
     def _remember_failure(self, stored: Token, exc: TokenRefreshError | LoginRequired) -> None:
-        """Record the failure in the store, so that no thread or process retries at once."""
-        marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc))
+        """Record the failure in the store, so that no thread or process retries at once.
+
+        A terminal one (LoginRequired) is latched: nobody anywhere asks Twitch again
+        for this token; a login, or any token saved in its place, ends it.
+        """
+        latch = exc.reason if isinstance(exc, LoginRequired) else None
+        marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc), login_required=latch)
         try:
             self.store.save(self.oauth.client_id, self.account, marked)
         except TokenStoreError as store_exc:
@@ -467,6 +500,16 @@ class TokenKeeper:
         if self._keeping is not None:
             self._keeping = None
             self.store.release_kept()
+
+    def _notify_failures(self, failures: list[TwitchAuthError]) -> None:
+        hook = self.on_refresh_failure
+        if hook is None:
+            return
+        for exc in failures:
+            try:
+                hook(exc)
+            except Exception:  # a broken hook must not hide the failure being raised
+                log.exception("on_refresh_failure raised")
 
     def _notify(self, renewed: tuple[Token, Token] | None) -> None:
         if renewed is not None and self.on_refresh is not None:

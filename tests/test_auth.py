@@ -462,7 +462,7 @@ def test_no_secret_in_any_log_record_repr_or_error(
     user.credentials.refresh()
     broken = make_auth(store=MemoryTokenStore(), access_token="tok", refresh_token="refresh-that-is-spent")
     fake_twitch.expire_tokens()
-    with pytest.raises(TwitchAuthError) as info:
+    with pytest.raises(LoginRequired) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=broken)
     texts.append(str(info.value))
     texts += [record.getMessage() for record in caplog.records]

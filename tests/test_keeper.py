@@ -189,6 +189,13 @@ FAILED_LONG_AGO = dataclasses.replace(LIVE, renew_failed_at=NOW - keeper_module.
         (APP, "a", {"has_secret": True}, Step.MINT),
         (APP, "a", {}, Step.LOGIN_REQUIRED),
         (Token("a"), "a", {"has_secret": True}, Step.LOGIN_REQUIRED),  # a user token without refresh token
+        # Twitch refused its renewal for good (latched in the store): nobody asks again, pause over or not
+        (dataclasses.replace(FAILED_LONG_AGO, login_required="Invalid refresh token"), "a", {"has_secret": True},
+         Step.LOGIN_REQUIRED),
+        (dataclasses.replace(FAILED_NOW, login_required="Invalid refresh token"), "a", {}, Step.LOGIN_REQUIRED),
+        (dataclasses.replace(APP, login_required="invalid client secret"), "a", {"has_secret": True},
+         Step.LOGIN_REQUIRED),
+        (dataclasses.replace(LIVE, login_required="Invalid refresh token"), "other", {}, Step.ADOPT),  # a login since
     ],
 )
 def test_next_step(stored: Token | None, failed: str | None, powers: dict[str, bool], step: Step) -> None:
