@@ -247,16 +247,19 @@ class TwitchCredentials:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""
         return self._keeper.renewable(token)
 
-    def renew(self, failed: str | None) -> Token:
+    def renew(self, failed: str | None, *, after_401: float | None = None) -> Token:
         """Replace the token whose access token ``failed``, once across threads and processes.
 
         If the stored token is no longer ``failed`` (someone renewed it), that
-        one is returned and Twitch is not called. This is what
-        :class:`~requests_twitch.TwitchAuth` calls on a 401.
+        one is returned and Twitch is not called. With ``after_401``, the
+        epoch time the API answered 401 to ``failed`` (what
+        :class:`~requests_twitch.TwitchAuth` passes), Twitch's ``/validate`` is
+        asked first, once for everyone: if Twitch still accepts the token, it
+        is returned unchanged (the 401 had another cause; nothing is spent).
         """
         self._used = True
         failed = Redacted.of(failed)  # a token: never in a traceback's locals
-        return self._keeper.renew(failed)
+        return self._keeper.renew(failed, after_401=after_401)
 
     def refresh(self) -> Token:
         """Force one renewal of the token, single flight across threads and processes.

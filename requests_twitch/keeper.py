@@ -56,6 +56,10 @@ class Step(enum.Enum):
 
     ADOPT = "adopt"
     """The stored token is not the one that failed: someone renewed it. Use it."""
+    VALIDATE = "validate"
+    """A 401 of unknown cause: ask Twitch's ``/validate`` whether the token is dead before spending anything."""
+    KEEP = "keep"
+    """Twitch accepts the token at ``/validate``: the 401 had another cause. Renew nothing."""
     PAUSE = "pause"
     """Renewing this token failed moments ago: refuse for now, spend nothing."""
     REFRESH = "refresh"
@@ -78,6 +82,8 @@ def next_step(
     has_secret: bool,
     has_seed: bool = False,
     has_seed_refresh: bool = False,
+    dead: bool | None = True,
+    failed_at: float | None = None,
 ) -> Step:
     """Decide what the lock holder does. Pure: no I/O, and the clock is an argument.
 
@@ -88,6 +94,12 @@ def next_step(
         has_secret: the client has a secret (it can mint app tokens).
         has_seed: a token was given to store in an empty slot.
         has_seed_refresh: a refresh token was given to trade for an empty slot.
+        dead: what is known of ``failed``: True, dead (Twitch's ``/validate``
+            said so, the clock did, or a renewal was asked for); None, unknown
+            (the API answered 401, which has many causes); False, alive
+            (``/validate`` accepted it just now).
+        failed_at: when the 401 came back (with ``dead=None``): a ``/validate``
+            answer recorded since then already says the token is alive.
     """
     if stored is None:
         if has_seed:
@@ -99,10 +111,19 @@ def next_step(
         return Step.ADOPT
     if stored.login_required is not None:  # Twitch refused its renewal for good: nobody asks again
         return Step.LOGIN_REQUIRED
+    if dead is False or (
+        dead is None and failed_at is not None and stored.validated_at is not None and stored.validated_at >= failed_at
+    ):
+        return Step.KEEP  # Twitch accepted it after the 401: a new token would not cure it
     # A wall-clock difference, because the failure is recorded for other processes;
     # clamped, so that a clock stepped back cannot stretch the pause past RETRY_AFTER.
     if stored.renew_failed_at is not None and abs(now - stored.renew_failed_at) < RETRY_AFTER:
         return Step.PAUSE
+    if dead is None:
+        # Twitch's guide: apps must not depend on message strings. /validate is the
+        # authority, and spending a single-use refresh token on a 401 that a new token
+        # cannot cure only risks the grant (twitchdev/issues#903).
+        return Step.VALIDATE
     if stored.refresh_token:
         return Step.REFRESH
     if stored.kind == "app" and has_secret:
@@ -206,8 +227,13 @@ class TokenKeeper:
         finally:
             flight.release()
 
-    def renew(self, failed: str | None) -> Token:
+    def renew(self, failed: str | None, *, after_401: float | None = None) -> Token:
         """Replace the token whose access token is ``failed`` (None: get a first token).
+
+        With ``after_401`` (when the API answered 401 to it), the lock holder
+        first asks ``/validate``: a token Twitch still accepts is returned as it
+        is (nothing spent, the answer recorded as this hour's validation), and
+        only a dead one is renewed.
 
         Returns at once with the stored token if it is not the one that
         failed (someone else renewed it). Otherwise waits for the store's
@@ -231,7 +257,7 @@ class TokenKeeper:
                     return stored
                 with self._locked(blocking=False) as held:
                     if held:
-                        renewed, token = self._renew_held(failed, failures)
+                        renewed, token = self._renew_held(failed, failures, after_401=after_401)
                         break
                 if _clock.monotonic() > deadline:
                     raise self.store.timeout_error()
@@ -313,7 +339,7 @@ class TokenKeeper:
     # -- under the store's lock ---------------------------------------------------
 
     def _renew_held(
-        self, failed: str | None, failures: list[TwitchAuthError]
+        self, failed: str | None, failures: list[TwitchAuthError], *, after_401: float | None = None
     ) -> tuple[tuple[Token, Token] | None, Token]:
         """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use.
 
@@ -323,14 +349,34 @@ class TokenKeeper:
         failed = Redacted.of(failed)
         stored = self._read_held()
         now = _clock.now()
-        step = next_step(
-            stored,
-            failed,
-            now,
-            has_secret=self.oauth.has_secret,
-            has_seed=self._seed is not None,
-            has_seed_refresh=self._seed_refresh is not None,
-        )
+
+        def decide(dead: bool | None) -> Step:
+            return next_step(
+                stored,
+                failed,
+                now,
+                has_secret=self.oauth.has_secret,
+                has_seed=self._seed is not None,
+                has_seed_refresh=self._seed_refresh is not None,
+                dead=dead,
+                failed_at=after_401,
+            )
+
+        step = decide(None if after_401 is not None else True)
+        if step is Step.VALIDATE:
+            assert stored is not None
+            # A /validate that cannot be made raises: nothing is spent on a 401 nobody understood.
+            answer = self.oauth.validate(stored.access_token)
+            if answer is not None:
+                stored = with_validation(stored, answer)
+                self._record(stored, "the answer of /validate")  # this hour's validation: never wasted
+            else:
+                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
+            step = decide(answer is None)
+        if step is Step.KEEP:
+            assert stored is not None
+            log.info("Twitch still accepts the token of account %r: the 401 is not for a new token to cure", self.account)
+            return None, stored
         if step is Step.ADOPT:
             assert stored is not None
             return None, stored
