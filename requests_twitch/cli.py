@@ -78,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
                         f" (default: {DEFAULT_REDIRECT_URI}); --browser serves it, so it must be http://localhost:PORT")
     p.set_defaults(run=_login)
 
-    p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
+    p = commands.add_parser("token", parents=[common],
+                            help="print an access token Twitch accepted within the last minute (renewed if dead)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="print the stored token without asking Twitch's /validate (faster; it may be dead)")
     p.set_defaults(run=_token)
     p = commands.add_parser("status", parents=[common], help="list the stored tokens (never the tokens themselves)")
     p.set_defaults(run=_status)
@@ -159,8 +162,22 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
+TOKEN_CHECKED_WITHIN = 60.0
+"""``token`` prints only a token Twitch accepted at ``/validate`` this many seconds ago at most.
+
+A shell user has no 401 hook: a token Twitch already rejected would fail every ``curl``
+until someone noticed. The time of the check is recorded in the store, so a loop of cron
+jobs makes at most one call a minute."""
+
+
 def _token(args: argparse.Namespace) -> int:
-    print(_credentials(args).token.access_token)
+    credentials = _credentials(args)
+    token = credentials.token
+    checked = token.validated_at
+    if not args.no_validate and (checked is None or not 0 <= _clock.now() - checked < TOKEN_CHECKED_WITHIN):
+        credentials.validate()  # renews a dead token first; records Twitch's answer for every process
+        token = credentials.stored_token() or token
+    print(token.access_token)
     return 0
 
 
