@@ -9,11 +9,16 @@ grants killed, requests that did not end in 200, and the time from the
 expiry until every thread had a 200 again.
 
 Usage: python herd.py [--json]      (python herd.py worker CONFIG is internal)
+       python herd.py --before DIR [RUNS]   requests_twitch alone, this tree's code next to the
+                                     code in DIR (e.g. a `git archive` of an older
+                                     commit), in the same run, RUNS (3) runs each
 """
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -71,13 +76,15 @@ def worker(config: dict[str, Any]) -> None:
     print(json.dumps({"outcomes": outcomes, "first_ok": first_ok}), flush=True)
 
 
-def herd(library: str, processes: int, threads: int, scenario: str) -> dict[str, Any]:
+def herd(library: str, processes: int, threads: int, scenario: str, code: str | None = None) -> dict[str, Any]:
+    """One herd; ``code``: a folder whose requests_twitch the workers import instead of this one."""
+    env = {**os.environ, "PYTHONPATH": code} if code else None
     with local_fake(token_delay=0.05) as (fake, config):
         config.update(library=library, threads=threads, scenario=scenario)
         if library == "requests_twitch":
             peers.seed_file(config, expired=scenario == "clock")
         procs = [subprocess.Popen([sys.executable, WORKER, "worker", json.dumps(config)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+                                  stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
         try:
             for proc in procs:
                 assert proc.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
@@ -99,6 +106,7 @@ def herd(library: str, processes: int, threads: int, scenario: str) -> dict[str,
         return {
             "library": library, "processes": processes, "threads": threads, "scenario": scenario,
             "token_calls": calls["refresh_token"] + calls["client_credentials"],
+            "validate_calls": calls["validate"],
             "refused": calls["refresh_token_refused"],
             "grants_killed": fake.grants_revoked,
             "requests": len(outcomes),
@@ -109,7 +117,30 @@ def herd(library: str, processes: int, threads: int, scenario: str) -> dict[str,
         }
 
 
+def compare(before: str, runs: int = 3) -> None:
+    """This tree's requests_twitch next to the one in ``before``, alternating, in one run."""
+    here = str(Path(__file__).resolve().parent.parent)
+    rows = []
+    for scenario in ("server", "clock"):
+        for label, code in (("now", here), ("before", before)):
+            results = []
+            for _ in range(runs):
+                results.append(herd("requests_twitch", 8, 4, scenario, code=code))
+            recoveries = [r["recovery_s"] for r in results if r["recovery_s"] is not None]
+            rows.append({"code": label, "scenario": scenario, "runs": runs,
+                         "token_calls": [r["token_calls"] for r in results],
+                         "validate_calls": [r["validate_calls"] for r in results],
+                         "failed": sum(r["failed"] for r in results),
+                         "grants_killed": sum(r["grants_killed"] for r in results),
+                         "recovery_s_median": statistics.median(recoveries) if recoveries else None,
+                         "recovery_s_max": max(recoveries) if recoveries else None})
+    emit({"benchmark": "herd-compare", "before": before, "rows": rows})
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--before"]:
+        compare(sys.argv[2], int(sys.argv[3]) if sys.argv[3:] else 3)
+        return
     rows = []
     for run in RUNS:
         try:

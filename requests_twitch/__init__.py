@@ -15,7 +15,16 @@ import logging
 
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import AccountInUse, InsecureTokenFileWarning, LoginError, MissingScopes, TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import (
+    AccountInUse,
+    InsecureTokenFileWarning,
+    LoginError,
+    LoginRequired,
+    MissingScopes,
+    TokenRefreshError,
+    TokenStoreError,
+    TwitchAuthError,
+)
 from .login import parse_implicit_redirect
 from .session import RateLimit, TwitchSession
 from .stores import JSONTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore, move_tokens, open_store
@@ -28,6 +37,7 @@ __all__ = [
     "InsecureTokenFileWarning",
     "JSONTokenStore",
     "LoginError",
+    "LoginRequired",
     "MemoryTokenStore",
     "MissingScopes",
     "RateLimit",

@@ -36,7 +36,7 @@ from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
-from . import _history
+from . import _clock, _history
 from .credentials import TwitchCredentials
 from .oauth import DEFAULT_API_URL
 from .token import Redacted, Token
@@ -207,6 +207,7 @@ class TwitchAuth(AuthBase):
         """
         if r.status_code != 401:  # the per-response path: one comparison
             return r
+        seen_at = _clock.now()
         if not self._is_api(r.request.url) or _history.replayed(r.request, self.handle_401):
             return r
         if getattr(r, "connection", None) is None:  # not from an adapter (a cached 401): nothing to replay on
@@ -221,7 +222,10 @@ class TwitchAuth(AuthBase):
             log.debug("adopting the token saved meanwhile for account %r", credentials.account)
             token = stored
         else:
-            token = credentials.renew(sent)
+            # /validate decides, not the message: only a token Twitch calls dead is renewed.
+            token = credentials.renew(sent, after_401=seen_at)
+            if token.access_token == sent:
+                return r  # Twitch still accepts it: the 401 is the answer, nothing was spent
         return self._replay(r, token, **kwargs)
 
     def handle_redirect(self, r: requests.Response, **kwargs: Any) -> requests.Response:

@@ -24,7 +24,7 @@ import requests
 from . import _clock
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import TwitchAuthError
+from .exceptions import TwitchAuthError, login_command
 from .login import DEFAULT_REDIRECT_URI, print_to_stderr
 from .session import TwitchSession
 from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="replace the account's token even if another Twitch user logged in (default: refuse)")
     p.set_defaults(run=_login)
 
-    p = commands.add_parser("token", parents=[common], help="print a valid access token (renewed if needed)")
+    p = commands.add_parser("token", parents=[common],
+                            help="print an access token Twitch accepted within the last minute (renewed if dead)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="print the stored token without asking Twitch's /validate (faster; it may be dead)")
     p.set_defaults(run=_token)
     p = commands.add_parser("refresh", parents=[common],
                             help="renew the token now (single flight), e.g. weekly from cron with --if-older 20d")
@@ -188,8 +191,22 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
+TOKEN_CHECKED_WITHIN = 60.0
+"""``token`` prints only a token Twitch accepted at ``/validate`` this many seconds ago at most.
+
+A shell user has no 401 hook: a token Twitch already rejected would fail every ``curl``
+until someone noticed. The time of the check is recorded in the store, so a loop of cron
+jobs makes at most one call a minute."""
+
+
 def _token(args: argparse.Namespace) -> int:
-    print(_credentials(args).token.access_token)
+    credentials = _credentials(args)
+    token = credentials.token
+    checked = token.validated_at
+    if not args.no_validate and (checked is None or not 0 <= _clock.now() - checked < TOKEN_CHECKED_WITHIN):
+        credentials.validate()  # renews a dead token first; records Twitch's answer for every process
+        token = credentials.stored_token() or token
+    print(token.access_token)
     return 0
 
 
@@ -255,12 +272,17 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     now = _clock.now()
     rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED", "REFRESH TOKEN AGE")]
-    rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-", _expires_in(t),
+    rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-",
+              "login required" if t.login_required is not None else _expires_in(t),
               _ago(t.validated_at), _age(_refresh_age(t, now))) for (client, account), t in items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"{store!r}:")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for (client, account), t in items:  # a person must act: say why, and the command
+        if t.login_required is not None:
+            command = login_command(account, t.scopes, app=t.kind == "app")
+            print(f"{client}/{account}: login required: {t.login_required} Run: {command} --client-id {client}")
     # A public client's refresh token dies at 30 days; a monthly job that never ran in between would find the
     # grant gone. Only a client whose secret is configured here is known not to be public.
     confidential = os.environ.get("TWITCH_CLIENT_ID") if os.environ.get("TWITCH_CLIENT_SECRET") else None

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from . import _clock, login
 from .exceptions import AccountInUse, MissingScopes, TokenRefreshError, TwitchAuthError
-from .keeper import OnRefresh, TokenKeeper
+from .keeper import OnRefresh, OnRefreshFailure, TokenKeeper
 from .login import Prompt
 from .oauth import DEFAULT_ID_URL, OAuthClient, with_validation
 from .stores import JSONTokenStore, TokenStore, open_store
@@ -64,6 +64,11 @@ class TwitchCredentials:
             with a seed, else ``"app"``. Fixed once the token is first used.
         on_refresh: ``on_refresh(old, new)``, called with two Tokens after a
             renewal has been saved, only in the process that renewed.
+        on_refresh_failure: ``on_refresh_failure(exc)``, called for every
+            renewal Twitch was asked for and refused, transient
+            (:class:`~requests_twitch.TokenRefreshError`) or terminal
+            (:class:`~requests_twitch.LoginRequired`), only in the process
+            that tried, before the error is raised to the request.
         id_url: the OAuth base URL, for FakeTwitch or a proxy.
         validate_every: seconds between checks of the token at Twitch's
             ``/validate`` (Twitch requires one at start and hourly); one check
@@ -89,6 +94,7 @@ class TwitchCredentials:
         store: TokenStore | None = None,
         account: str | None = None,
         on_refresh: OnRefresh | None = None,
+        on_refresh_failure: OnRefreshFailure | None = None,
         id_url: str = DEFAULT_ID_URL,
         validate_every: float | None = VALIDATE_EVERY,
         require_scopes: Iterable[str] = (),
@@ -117,6 +123,7 @@ class TwitchCredentials:
             seed_refresh=refresh_token,
             scopes=scope_tuple,
             on_refresh=on_refresh,
+            on_refresh_failure=on_refresh_failure,
         )
         self._account_given = account is not None
         self._used = False
@@ -173,6 +180,15 @@ class TwitchCredentials:
     def on_refresh(self, callback: OnRefresh | None) -> None:
         self._keeper.on_refresh = callback
 
+    @property
+    def on_refresh_failure(self) -> OnRefreshFailure | None:
+        """Called as ``on_refresh_failure(exc)`` for every renewal Twitch refused, in the process that tried."""
+        return self._keeper.on_refresh_failure
+
+    @on_refresh_failure.setter
+    def on_refresh_failure(self, callback: OnRefreshFailure | None) -> None:
+        self._keeper.on_refresh_failure = callback
+
     def close(self) -> None:
         """Close the connections of the token calls."""
         self._keeper.oauth.close()
@@ -189,6 +205,9 @@ class TwitchCredentials:
         Raises:
             MissingScopes: the token is known to lack one of :attr:`require_scopes`
                 (checked before a renewal too: a refresh cannot add scopes).
+            LoginRequired: Twitch refused to renew the stored token for good (in
+                any process sharing the store): nobody asks Twitch again until a
+                login, or any newly saved token, replaces it.
         """
         token = self._token()
         self._check_scopes(token)
@@ -227,6 +246,8 @@ class TwitchCredentials:
         now = _clock.now()
         if token is None:
             token = keeper.renew(None)
+        elif token.login_required is not None:  # Twitch refused its renewal for good: say so, ask nobody
+            raise keeper.login_required(token)
         # The cheap necessary condition first: no margin is above EXPIRY_MARGIN.
         elif (
             token.expires_at is not None
@@ -263,16 +284,19 @@ class TwitchCredentials:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""
         return self._keeper.renewable(token)
 
-    def renew(self, failed: str | None) -> Token:
+    def renew(self, failed: str | None, *, after_401: float | None = None) -> Token:
         """Replace the token whose access token ``failed``, once across threads and processes.
 
         If the stored token is no longer ``failed`` (someone renewed it), that
-        one is returned and Twitch is not called. This is what
-        :class:`~requests_twitch.TwitchAuth` calls on a 401.
+        one is returned and Twitch is not called. With ``after_401``, the
+        epoch time the API answered 401 to ``failed`` (what
+        :class:`~requests_twitch.TwitchAuth` passes), Twitch's ``/validate`` is
+        asked first, once for everyone: if Twitch still accepts the token, it
+        is returned unchanged (the 401 had another cause; nothing is spent).
         """
         self._used = True
         failed = Redacted.of(failed)  # a token: never in a traceback's locals
-        return self._keeper.renew(failed)
+        return self._keeper.renew(failed, after_401=after_401)
 
     def refresh(self) -> Token:
         """Force one renewal of the token, single flight across threads and processes.
@@ -290,10 +314,13 @@ class TwitchCredentials:
         recorded in the store. A token Twitch calls dead is renewed first.
 
         Raises:
+            LoginRequired: Twitch refused to renew the token for good (now, or before).
             TwitchAuthError: Twitch calls even the renewed token invalid.
         """
         keeper = self._keeper
         token = self.stored_token() or self.token
+        if token.login_required is not None:
+            raise keeper.login_required(token)
         token, answer = keeper.validate(token, due=None)
         if answer is None:  # it was dead and has been renewed: check the new one
             token, answer = keeper.validate(token, due=None)

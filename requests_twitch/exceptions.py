@@ -13,7 +13,16 @@ import os
 
 import requests
 
-__all__ = ["AccountInUse", "InsecureTokenFileWarning", "LoginError", "MissingScopes", "TokenRefreshError", "TokenStoreError", "TwitchAuthError"]
+__all__ = [
+    "AccountInUse",
+    "InsecureTokenFileWarning",
+    "LoginError",
+    "LoginRequired",
+    "MissingScopes",
+    "TokenRefreshError",
+    "TokenStoreError",
+    "TwitchAuthError",
+]
 
 
 class TwitchAuthError(requests.RequestException):
@@ -46,6 +55,88 @@ class TokenRefreshError(TwitchAuthError):
         super().__init__(description)
         self.status_code = status_code
         self.message = message
+
+
+class LoginRequired(TwitchAuthError):
+    """Raised when no token can be had without a person: the account must log in again.
+
+    Twitch refused the renewal for good (``Invalid refresh token``, ``missing
+    client secret``, ``invalid client``, ``invalid client secret``), or there is
+    no token and no way to get one. Unlike :class:`TokenRefreshError`, trying
+    again later does not help: a script can catch this one and page a person.
+    Once raised for an account, it is recorded in the store, and every thread,
+    process and machine sharing the store raises it at once, without calling
+    Twitch, until a login (or any newly saved token) clears it.
+
+    Attributes:
+        client_id: the application's client id.
+        account: the account in the store (None when not known yet).
+        reason: why, in Twitch's own words when Twitch said something.
+        command: the command that logs the account in again.
+        status_code: the HTTP status of Twitch's answer, if Twitch answered.
+        message: Twitch's own ``message`` field, if any.
+
+    It pickles, so that a worker can send it to its parent.
+
+    Example:
+        ::
+
+            try:
+                session.get("users")
+            except LoginRequired as exc:
+                alert(f"{exc.account} must log in again: {exc.command}")
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        account: str | None,
+        reason: str,
+        *,
+        command: str | None = None,
+        status_code: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        if command is None:
+            command = login_command(account)
+        who = f"account {account!r} of client {client_id!r}" if account else f"client {client_id!r}"
+        super().__init__(f"{who} must log in again: {reason} Run: {command}")
+        self.client_id = client_id
+        self.account = account
+        self.reason = reason
+        self.command = command
+        self.status_code = status_code
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # requests.RequestException keeps keyword arguments out of args: rebuild from the fields.
+        return (
+            _login_required,
+            (type(self), self.client_id, self.account, self.reason, self.command, self.status_code, self.message),
+        )
+
+
+def _login_required(
+    cls: type[LoginRequired], client_id: str, account: str | None, reason: str, command: str | None,
+    status_code: int | None, message: str | None,
+) -> LoginRequired:
+    return cls(client_id, account, reason, command=command, status_code=status_code, message=message)
+
+
+def login_command(account: str | None, scopes: tuple[str, ...] = (), *, app: bool = False) -> str:
+    """The ``requests-twitch login`` command line that gets ``account`` a token again."""
+    parts = ["requests-twitch", "login"]
+    if app:
+        parts.append("--app")
+    if account:
+        parts += ["--account", _quoted(account)]
+    if scopes:
+        parts += ["--scopes", '"' + " ".join(scopes) + '"']
+    return " ".join(parts)
+
+
+def _quoted(word: str) -> str:
+    return word if word and all(c.isalnum() or c in "-_.:@" for c in word) else '"' + word.replace('"', '\\"') + '"'
 
 
 class LoginError(TwitchAuthError):

@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable, Mapping
 
 from . import _clock
-from .exceptions import TokenRefreshError, TokenStoreError, TwitchAuthError
+from .exceptions import LoginRequired, TokenRefreshError, TokenStoreError, TwitchAuthError, login_command
 from .oauth import OAuthClient, with_validation
 from .stores import TokenStore
 from .token import Redacted, Token
@@ -48,6 +48,7 @@ SAVE_RETRY = 1.0
 """Seconds between tries to save a renewed token the store refused."""
 
 OnRefresh = Callable[[Token, Token], object]
+OnRefreshFailure = Callable[[TwitchAuthError], object]
 
 
 class Step(enum.Enum):
@@ -55,6 +56,10 @@ class Step(enum.Enum):
 
     ADOPT = "adopt"
     """The stored token is not the one that failed: someone renewed it. Use it."""
+    VALIDATE = "validate"
+    """A 401 of unknown cause: ask Twitch's ``/validate`` whether the token is dead before spending anything."""
+    KEEP = "keep"
+    """Twitch accepts the token at ``/validate``: the 401 had another cause. Renew nothing."""
     PAUSE = "pause"
     """Renewing this token failed moments ago: refuse for now, spend nothing."""
     REFRESH = "refresh"
@@ -66,7 +71,7 @@ class Step(enum.Enum):
     SEED_REFRESH = "seed_refresh"
     """Trade the refresh token the credentials were built with (the slot is empty)."""
     LOGIN_REQUIRED = "login_required"
-    """No token can be had without a person: log in (again)."""
+    """No token can be had without a person: log in (again). Also for a token whose renewal Twitch refused for good."""
 
 
 def next_step(
@@ -77,6 +82,8 @@ def next_step(
     has_secret: bool,
     has_seed: bool = False,
     has_seed_refresh: bool = False,
+    dead: bool | None = True,
+    failed_at: float | None = None,
 ) -> Step:
     """Decide what the lock holder does. Pure: no I/O, and the clock is an argument.
 
@@ -87,6 +94,12 @@ def next_step(
         has_secret: the client has a secret (it can mint app tokens).
         has_seed: a token was given to store in an empty slot.
         has_seed_refresh: a refresh token was given to trade for an empty slot.
+        dead: what is known of ``failed``: True, dead (Twitch's ``/validate``
+            said so, the clock did, or a renewal was asked for); None, unknown
+            (the API answered 401, which has many causes); False, alive
+            (``/validate`` accepted it just now).
+        failed_at: when the 401 came back (with ``dead=None``): a ``/validate``
+            answer recorded since then already says the token is alive.
     """
     if stored is None:
         if has_seed:
@@ -96,10 +109,21 @@ def next_step(
         return Step.MINT if has_secret else Step.LOGIN_REQUIRED
     if stored.access_token != failed:
         return Step.ADOPT
+    if stored.login_required is not None:  # Twitch refused its renewal for good: nobody asks again
+        return Step.LOGIN_REQUIRED
+    if dead is False or (
+        dead is None and failed_at is not None and stored.validated_at is not None and stored.validated_at >= failed_at
+    ):
+        return Step.KEEP  # Twitch accepted it after the 401: a new token would not cure it
     # A wall-clock difference, because the failure is recorded for other processes;
     # clamped, so that a clock stepped back cannot stretch the pause past RETRY_AFTER.
     if stored.renew_failed_at is not None and abs(now - stored.renew_failed_at) < RETRY_AFTER:
         return Step.PAUSE
+    if dead is None:
+        # Twitch's guide: apps must not depend on message strings. /validate is the
+        # authority, and spending a single-use refresh token on a 401 that a new token
+        # cannot cure only risks the grant (twitchdev/issues#903).
+        return Step.VALIDATE
     if stored.refresh_token:
         return Step.REFRESH
     if stored.kind == "app" and has_secret:
@@ -119,6 +143,10 @@ class TokenKeeper:
         scopes: scopes for app tokens.
         on_refresh: called as ``on_refresh(old, new)`` after a renewal was
             saved, in this process only.
+        on_refresh_failure: called as ``on_refresh_failure(exc)`` after
+            Twitch was asked for a token and none came (a TokenRefreshError
+            or a LoginRequired), in this process only, after the locks are
+            released.
     """
 
     def __init__(
@@ -131,12 +159,14 @@ class TokenKeeper:
         seed_refresh: str | None = None,
         scopes: tuple[str, ...] = (),
         on_refresh: OnRefresh | None = None,
+        on_refresh_failure: OnRefreshFailure | None = None,
     ) -> None:
         self.oauth = oauth
         self.store = store
         self.account = account
         self.scopes = scopes
         self.on_refresh = on_refresh
+        self.on_refresh_failure = on_refresh_failure
         self._seed = seed
         self._seed_refresh = seed_refresh
         self._flight: tuple[int, threading.Lock] | None = None
@@ -197,8 +227,13 @@ class TokenKeeper:
         finally:
             flight.release()
 
-    def renew(self, failed: str | None) -> Token:
+    def renew(self, failed: str | None, *, after_401: float | None = None) -> Token:
         """Replace the token whose access token is ``failed`` (None: get a first token).
+
+        With ``after_401`` (when the API answered 401 to it), the lock holder
+        first asks ``/validate``: a token Twitch still accepts is returned as it
+        is (nothing spent, the answer recorded as this hour's validation), and
+        only a dead one is renewed.
 
         Returns at once with the stored token if it is not the one that
         failed (someone else renewed it). Otherwise waits for the store's
@@ -211,6 +246,7 @@ class TokenKeeper:
         failed = Redacted.of(failed)  # a token: never in a traceback's locals
         deadline = _clock.monotonic() + self.store.lock_timeout
         renewed: tuple[Token, Token] | None = None
+        failures: list[TwitchAuthError] = []
         flight = self._flight_lock()
         if not flight.acquire(timeout=self.store.lock_timeout):  # threads of this process queue in memory
             raise self.store.timeout_error()
@@ -221,13 +257,14 @@ class TokenKeeper:
                     return stored
                 with self._locked(blocking=False) as held:
                     if held:
-                        renewed, token = self._renew_held(failed)
+                        renewed, token = self._renew_held(failed, failures, after_401=after_401)
                         break
                 if _clock.monotonic() > deadline:
                     raise self.store.timeout_error()
                 _clock.sleep(_POLL)
         finally:
             flight.release()
+            self._notify_failures(failures)
         self._notify(renewed)
         return token
 
@@ -255,6 +292,7 @@ class TokenKeeper:
         """
         optional = due is not None
         renewed: tuple[Token, Token] | None = None
+        failures: list[TwitchAuthError] = []
         answer = None
         flight = self._flight_lock()
         if not flight.acquire(timeout=0 if optional else self.store.lock_timeout):
@@ -273,12 +311,13 @@ class TokenKeeper:
                 answer = self.oauth.validate(stored.access_token)
                 if answer is None:
                     log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
-                    renewed, token = self._renew_held(stored.access_token)
+                    renewed, token = self._renew_held(stored.access_token, failures)
                 else:
                     token = with_validation(stored, answer)
                     self._record(token, "the answer of /validate")
         finally:
             flight.release()
+            self._notify_failures(failures)
         self._notify(renewed)
         return token, answer
 
@@ -299,24 +338,59 @@ class TokenKeeper:
 
     # -- under the store's lock ---------------------------------------------------
 
-    def _renew_held(self, failed: str | None) -> tuple[tuple[Token, Token] | None, Token]:
-        """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use."""
+    def _renew_held(
+        self, failed: str | None, failures: list[TwitchAuthError], *, after_401: float | None = None
+    ) -> tuple[tuple[Token, Token] | None, Token]:
+        """Carry out :func:`next_step`. Returns ((old, new) if Twitch renewed the token, else None), and the token to use.
+
+        A renewal Twitch was asked for and refused is appended to ``failures`` (for
+        ``on_refresh_failure``, called once the locks are released).
+        """
         failed = Redacted.of(failed)
         stored = self._read_held()
         now = _clock.now()
-        step = next_step(
-            stored,
-            failed,
-            now,
-            has_secret=self.oauth.has_secret,
-            has_seed=self._seed is not None,
-            has_seed_refresh=self._seed_refresh is not None,
-        )
+
+        def decide(dead: bool | None) -> Step:
+            return next_step(
+                stored,
+                failed,
+                now,
+                has_secret=self.oauth.has_secret,
+                has_seed=self._seed is not None,
+                has_seed_refresh=self._seed_refresh is not None,
+                dead=dead,
+                failed_at=after_401,
+            )
+
+        step = decide(None if after_401 is not None else True)
+        if step is Step.VALIDATE:
+            assert stored is not None
+            # A /validate that cannot be made raises: nothing is spent on a 401 nobody understood.
+            answer = self.oauth.validate(stored.access_token)
+            if answer is not None:
+                stored = with_validation(stored, answer)
+                self._record(stored, "the answer of /validate")  # this hour's validation: never wasted
+            else:
+                log.info("Twitch says the token of account %r is no longer valid; renewing it", self.account)
+            step = decide(answer is None)
+        if step is Step.KEEP:
+            assert stored is not None
+            log.info("Twitch still accepts the token of account %r: the 401 is not for a new token to cure", self.account)
+            return None, stored
         if step is Step.ADOPT:
             assert stored is not None
             return None, stored
         if stored is None:  # a first token: SEED, SEED_REFRESH, MINT or LOGIN_REQUIRED
-            token = self._first_token(step)
+            try:
+                token = self._first_token(step)
+            except LoginRequired as exc:
+                if exc.account is None:  # Twitch's answer: said for this account
+                    exc = self._login_required(None, exc.reason, exc)
+                    failures.append(exc)
+                raise exc from None
+            except TokenRefreshError as exc:
+                failures.append(exc)
+                raise
             self._save(None, token, spent=step is Step.SEED_REFRESH)
             return None, token
         if step is Step.PAUSE:
@@ -327,10 +401,7 @@ class TokenKeeper:
                 " Twitch and the refresh token.)"
             )
         if step is Step.LOGIN_REQUIRED:
-            raise TwitchAuthError(
-                f"the token of client {self.oauth.client_id!r}, account {self.account!r} cannot be renewed"
-                " (no refresh token): log in again."
-            )
+            raise self.login_required(stored)
         try:
             if step is Step.REFRESH:
                 assert stored.refresh_token is not None
@@ -338,12 +409,15 @@ class TokenKeeper:
                 token = self.oauth.refresh(stored.refresh_token, previous=stored)
             else:  # MINT: Twitch cannot refresh an app token; a new one is minted
                 token = self.oauth.client_credentials(stored.scopes or self.scopes)
-        except TokenRefreshError as exc:
+        except (TokenRefreshError, LoginRequired) as exc:
             again = self._adopt_after_invalid_refresh(exc, stored)
             if again is not None:
                 return None, again
+            if isinstance(exc, LoginRequired):
+                exc = self._login_required(stored, exc.reason, exc)
             self._remember_failure(stored, exc)
-            raise
+            failures.append(exc)
+            raise exc from None
         self._save(stored.access_token, token, spent=step is Step.REFRESH)
         log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
         return (stored, token), token
@@ -360,13 +434,30 @@ class TokenKeeper:
         if step is Step.MINT:
             log.info("fetching an app token for client %r, account %r", self.oauth.client_id, self.account)
             return self.oauth.client_credentials(self.scopes)
-        raise TwitchAuthError(
-            f"no token stored for client {self.oauth.client_id!r}, account {self.account!r} in {self.store!r},"
-            " and no way to get one: pass client_secret (app token) or access_token/refresh_token"
-            " (user token), or log in first."
+        raise self._login_required(
+            None,
+            f"no token stored in {self.store!r}, and no way to get one: pass client_secret (app token)"
+            " or access_token/refresh_token (user token), or log in first.",
         )
 
-    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError, spent: Token) -> Token | None:
+    def login_required(self, stored: Token) -> LoginRequired:
+        """The error for a token that cannot be renewed: latched in the store (Twitch refused for good), or without a refresh token."""
+        return self._login_required(stored, stored.login_required or "the token cannot be renewed (no refresh token).")
+
+    def _login_required(self, stored: Token | None, reason: str, twitch: LoginRequired | None = None) -> LoginRequired:
+        """The LoginRequired for this account, with the command that logs it in again."""
+        app = stored.kind == "app" if stored is not None else self.account == "app"
+        scopes = stored.scopes if stored is not None else self.scopes
+        return LoginRequired(
+            self.oauth.client_id,
+            self.account,
+            reason,
+            command=login_command(self.account, scopes, app=app),
+            status_code=None if twitch is None else twitch.status_code,
+            message=None if twitch is None else twitch.message,
+        )
+
+    def _adopt_after_invalid_refresh(self, exc: TokenRefreshError | LoginRequired, spent: Token) -> Token | None:
         """After "Invalid refresh token", use a token someone saved meanwhile, if any.
 
         A process outside this lock's reach (another machine, a hand edit) may
@@ -381,9 +472,14 @@ class TokenKeeper:
         log.info("refresh token already spent; adopting the token saved for account %r", self.account)
         return again
 
-    def _remember_failure(self, stored: Token, exc: TokenRefreshError) -> None:
-        """Record the failure in the store, so that no thread or process retries at once."""
-        marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc))
+    def _remember_failure(self, stored: Token, exc: TokenRefreshError | LoginRequired) -> None:
+        """Record the failure in the store, so that no thread or process retries at once.
+
+        A terminal one (LoginRequired) is latched: nobody anywhere asks Twitch again
+        for this token; a login, or any token saved in its place, ends it.
+        """
+        latch = exc.reason if isinstance(exc, LoginRequired) else None
+        marked = dataclasses.replace(stored, renew_failed_at=_clock.now(), renew_error=str(exc), login_required=latch)
         try:
             self.store.save(self.oauth.client_id, self.account, marked)
         except TokenStoreError as store_exc:
@@ -450,6 +546,16 @@ class TokenKeeper:
         if self._keeping is not None:
             self._keeping = None
             self.store.release_kept()
+
+    def _notify_failures(self, failures: list[TwitchAuthError]) -> None:
+        hook = self.on_refresh_failure
+        if hook is None:
+            return
+        for exc in failures:
+            try:
+                hook(exc)
+            except Exception:  # a broken hook must not hide the failure being raised
+                log.exception("on_refresh_failure raised")
 
     def _notify(self, renewed: tuple[Token, Token] | None) -> None:
         if renewed is not None and self.on_refresh is not None:

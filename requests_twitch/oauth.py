@@ -26,14 +26,16 @@ import requests
 
 from . import _clock
 from ._transport import Cutoff, never_sent, token_call_session
-from .exceptions import TokenRefreshError, TwitchAuthError
+from .exceptions import LoginRequired, TokenRefreshError, TwitchAuthError
 from .token import Kind, Redacted, Token
 
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_ID_URL",
+    "TOKEN_ANSWERS",
     "DeviceCode",
     "OAuthClient",
+    "classify",
     "parse_token_response",
     "with_validation",
 ]
@@ -58,18 +60,42 @@ call fails with a TokenRefreshError that says a refresh may have been applied.
 _FORM = "application/x-www-form-urlencoded"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
-# What the user should do next, by Twitch's message (lower-cased).
-_HINTS = {
+TOKEN_ANSWERS: dict[str, tuple[type[TwitchAuthError], str]] = {
+    # Twitch's message (lower-cased): the error a renewal raises, and what to do next.
+    # Terminal answers raise LoginRequired: no retry can help, a person must act, and the
+    # keeper records it for every process (docs/twitch.md#token-endpoint-errors).
     "invalid refresh token": (
+        LoginRequired,
         "The refresh token was revoked, expired (a public client's after 30 days unused)"
-        " or already spent: the user must log in again."
+        " or already spent: the user must log in again.",
     ),
-    "missing client secret": "This client is confidential: pass its client_secret.",
+    "missing client secret": (LoginRequired, "This client is confidential: pass its client_secret."),
     "invalid client secret": (
-        "Check the client secret (TWITCH_CLIENT_SECRET); generating a new secret invalidates the old one."
+        LoginRequired,
+        "Check the client secret (TWITCH_CLIENT_SECRET); generating a new secret invalidates the old one.",
     ),
-    "invalid client": "Check the client id (TWITCH_CLIENT_ID) in the Twitch developer console.",
+    "invalid client": (LoginRequired, "Check the client id (TWITCH_CLIENT_ID) in the Twitch developer console."),
 }
+"""The one table of Twitch's token-endpoint answers (like requests_oauth2client's ``exception_classes``).
+
+Besides these rows: a 401 to a refresh is terminal whatever its message (Twitch's refresh
+docs: "can fail with HTTP status code 401 Unauthorized if the refresh token is no longer
+valid"; live answers are 400 ``Invalid refresh token``). Anything else is transient and
+raises :class:`TokenRefreshError`, retried after the keeper's back-off: a 5xx, a timeout,
+a connection error, an answer this table does not know.
+"""
+
+
+def classify(status: int, message: str | None, *, grant: str | None = None) -> tuple[type[TwitchAuthError], str | None]:
+    """The error class of a token-endpoint answer, and its hint (None: no hint). Pure."""
+    if status >= 500:
+        return TokenRefreshError, "Twitch had a problem; try again later."
+    row = TOKEN_ANSWERS.get((message or "").strip().lower())
+    if row is not None:
+        return row
+    if status == 401 and grant == "refresh_token":
+        return LoginRequired, TOKEN_ANSWERS["invalid refresh token"][1]
+    return TokenRefreshError, None
 
 
 class OAuthClient:
@@ -117,7 +143,7 @@ class OAuthClient:
                 " pass client_secret, or a user token (access_token/refresh_token)."
             )
         form = self._form("client_credentials", scope=list(scopes) or None)
-        answer = self._post_token(form, "an app token")
+        answer = self._post_token(form, "an app token", renewal=True)
         return self._parse(answer, kind="app", previous=None)
 
     def refresh(self, refresh_token: str, previous: Token | None = None) -> Token:
@@ -129,7 +155,7 @@ class OAuthClient:
         """
         form = self._form("refresh_token", refresh_token=refresh_token)
         del refresh_token  # from here on only in the form, whose repr is redacted
-        answer = self._post_token(form, "a refreshed user token")
+        answer = self._post_token(form, "a refreshed user token", renewal=True)
         return self._parse(answer, kind="user", previous=previous)
 
     def exchange_code(self, code: str, redirect_uri: str) -> Token:
@@ -213,9 +239,10 @@ class OAuthClient:
         )
         return _Form(encoded, secrets)
 
-    def _post_token(self, form: _Form, what: str) -> _Answer:
+    def _post_token(self, form: _Form, what: str, *, renewal: bool = False) -> _Answer:
+        """POST /token. A renewal (refresh, app token) that Twitch refuses for good raises LoginRequired."""
         with self._call("POST", "token", form, what) as response:
-            return _token_payload(response, what, form)
+            return _token_payload(response, what, form, client_id=self.client_id if renewal else None)
 
     def _call(self, method: str, path: str, form: _Form, what: str) -> requests.Response:
         """One call to id.twitch.tv, on a connection of its own, within :attr:`deadline`.
@@ -330,8 +357,11 @@ class _Answer:
         return "<answer: redacted>"
 
 
-def _token_payload(response: requests.Response, what: str, form: _Form) -> _Answer:
-    """Return the JSON object of a 200 answer, or raise TokenRefreshError with Twitch's message."""
+def _token_payload(response: requests.Response, what: str, form: _Form, *, client_id: str | None = None) -> _Answer:
+    """Return the JSON object of a 200 answer, or raise the error :func:`classify` names, with Twitch's message.
+
+    With ``client_id`` (a renewal), a terminal answer raises LoginRequired; without, TokenRefreshError.
+    """
     status = response.status_code
     try:
         answer = _Answer(response.json())
@@ -350,19 +380,14 @@ def _token_payload(response: requests.Response, what: str, form: _Form) -> _Answ
             f" (Content-Type {response.headers.get('Content-Type', 'missing')!r}).",
             status_code=status,
         )
-    hint = _HINTS.get((message or "").lower())
-    if hint is None:
-        hint = (
-            "Twitch had a problem; try again later."
-            if status >= 500
-            else "See https://dev.twitch.tv/docs/authentication/ for what it means."
-        )
+    grant = re.search(r"(?:^|&)grant_type=([^&]*)", form.encoded)
+    kind, hint = classify(status, message, grant=grant.group(1) if grant else None)
     said = f": {message}" if message else " (no Twitch message in the answer)"
-    raise TokenRefreshError(
-        f"Twitch refused the request for {what} (HTTP {status}{said}). {hint}",
-        status_code=status,
-        message=message,
-    )
+    reason = f"Twitch refused the request for {what} (HTTP {status}{said})."
+    if kind is LoginRequired and client_id is not None:
+        raise LoginRequired(client_id, None, f"{reason} {hint}", status_code=status, message=message)
+    hint = hint or "See https://dev.twitch.tv/docs/authentication/ for what it means."
+    raise TokenRefreshError(f"{reason} {hint}", status_code=status, message=message)
 
 
 def parse_token_response(

@@ -17,7 +17,7 @@ __all__ = ["Kind", "Redacted", "Token"]
 
 Kind = Literal["app", "user"]
 _KINDS = ("app", "user")
-_OPTIONAL = ("renew_failed_at", "renew_error", "validated_at", "id_token")
+_OPTIONAL = ("renew_failed_at", "renew_error", "validated_at", "id_token", "login_required")
 
 
 class Redacted(str):
@@ -69,6 +69,10 @@ class Token:
             (or issued it), in epoch seconds; Twitch requires a check hourly.
         id_token: the OpenID Connect ID token that came with it, if any (a
             JWT about the user; it is not an access token).
+        login_required: why Twitch refused to renew it for good (its own
+            words), once that happened: every process sharing the store
+            raises :class:`~requests_twitch.LoginRequired` without calling
+            Twitch until a newly saved token replaces this one (None: never).
 
     Its ``repr`` shows neither the access token nor the refresh token, so a
     token printed in a notebook or logged by accident leaks nothing.
@@ -93,6 +97,7 @@ class Token:
     renew_error: str | None = None
     validated_at: float | None = None
     id_token: str | None = None
+    login_required: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
@@ -111,7 +116,7 @@ class Token:
                 or not math.isfinite(value)
             ):
                 raise ValueError(f"{name} must be a finite number or None")
-        for name in ("user_id", "login", "renew_error", "id_token"):
+        for name in ("user_id", "login", "renew_error", "id_token", "login_required"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string or None")
         if self.kind not in _KINDS:

@@ -53,3 +53,12 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def raise_login_required(client_id: str, account: str) -> None:
+    """Raised in a worker of a process pool: what the parent gets must be the same error."""
+    from requests_twitch import LoginRequired
+
+    raise LoginRequired(client_id, account, "Twitch refused the refresh (HTTP 400: Invalid refresh token).",
+                        command=f'requests-twitch login --account {account} --scopes "chat:read"',
+                        status_code=400, message="Invalid refresh token")

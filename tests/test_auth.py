@@ -18,6 +18,7 @@ import requests_twitch.keeper as keeper_module
 import requests_twitch._clock as clock_module
 from requests_twitch import (
     JSONTokenStore,
+    LoginRequired,
     MemoryTokenStore,
     Token,
     TokenRefreshError,
@@ -217,17 +218,23 @@ def test_an_app_token_is_minted_again_on_401(fake_twitch: FakeTwitch, make_auth:
 
 def test_a_second_401_is_returned_without_a_loop(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
     auth, _ = seeded()
-    invalid = INVALID_TOKEN_401
-    fake_twitch.queue_response("/helix/users", 401, invalid)
-    fake_twitch.queue_response("/helix/users", 401, invalid)
+    fake_twitch.queue_helix_401("/helix/users")
+    fake_twitch.queue_helix_401("/helix/users")
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 401 and len(r.history) == 1
     assert fake_twitch.calls["refresh_token"] == 1
 
 
 @pytest.mark.parametrize("body", ["", "<html>Unauthorized</html>", "{not json"])
-def test_a_401_without_a_json_message_is_refreshed(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, body: str) -> None:
+def test_a_401_without_a_json_message_is_refreshed_if_validate_calls_the_token_dead(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded, body: str
+) -> None:
     auth, _ = seeded()
+    assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+    fake_twitch.queue_response("/helix/users", 401, body, "text/html")
+    r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
+    assert r.status_code == 401 and fake_twitch.calls["refresh_token"] == 0  # alive at /validate: kept
+    fake_twitch.expire_tokens()
     fake_twitch.queue_response("/helix/users", 401, body, "text/html")
     r = requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 200 and fake_twitch.calls["refresh_token"] == 1
@@ -306,7 +313,7 @@ def test_a_refused_refresh_raises_with_twitchs_message_and_keeps_the_token(
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     before = JSONTokenStore(token_file).load(fake_twitch.client_id, "user")
     fake_twitch.expire_tokens()
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(LoginRequired) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert (info.value.status_code, info.value.message) == (400, "Invalid refresh token")
     assert "log in again" in str(info.value)
@@ -435,6 +442,7 @@ def test_bad_arguments_are_refused() -> None:
 def test_errors_are_request_exceptions_and_survive_pickling() -> None:
     for error in (
         TokenRefreshError("refused", status_code=400, message="Invalid refresh token"),
+        LoginRequired("cid", "bot", "Twitch refused.", status_code=400, message="Invalid refresh token"),
         TokenStoreError("corrupt", path="/tmp/t.json"),
         TwitchAuthError("no token"),
     ):
@@ -460,7 +468,7 @@ def test_no_secret_in_any_log_record_repr_or_error(
     user.credentials.refresh()
     broken = make_auth(store=MemoryTokenStore(), access_token="tok", refresh_token="refresh-that-is-spent")
     fake_twitch.expire_tokens()
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(LoginRequired) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=broken)
     texts.append(str(info.value))
     texts += [record.getMessage() for record in caplog.records]
@@ -475,7 +483,7 @@ def test_a_replay_that_redirects_off_the_origin_takes_no_credentials_along(
     fake_twitch: FakeTwitch, other_origin: FakeTwitch, make_auth: MakeAuth, seeded: Seeded
 ) -> None:
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/moved")
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{other_origin.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert fake_twitch.calls["refresh_token"] == 1
@@ -488,7 +496,7 @@ def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded
 ) -> None:
     auth, user = seeded()
-    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/moved")
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert r.status_code == 200
@@ -499,6 +507,8 @@ def test_a_replay_that_redirects_within_the_origin_sends_the_new_token(
 
 def test_cookies_set_with_the_401_go_with_the_replay(fake_twitch: FakeTwitch, make_auth: MakeAuth, seeded: Seeded) -> None:
     auth, _ = seeded()
+    assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
+    fake_twitch.expire_tokens()
     fake_twitch.queue_response(
         "/helix/users", 401, INVALID_TOKEN_401,
         headers={"Set-Cookie": "twilight=abc; Path=/"},
@@ -535,7 +545,7 @@ def closed_port() -> int:
 def test_a_refused_refresh_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
     """Twitch answers 500 to the refresh of a request's 401: no frame of the failure holds a token or the secret."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     fake_twitch.queue_response("/oauth2/token", 500, '{"status": 500, "message": "Internal Server Error"}')
     with pytest.raises(TokenRefreshError) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
@@ -548,7 +558,7 @@ def test_a_refresh_answered_with_an_unusable_token_leaves_no_secret_in_traceback
     """Twitch answers the refresh with a pair whose access token no header can carry: the refresh token that
     came with it is in no frame either."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     fake_twitch.queue_response("/oauth2/token", 200, json.dumps(UNUSABLE_PAIR))
     with pytest.raises(TokenRefreshError, match="not plain printable ASCII") as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
@@ -582,7 +592,7 @@ def test_a_replay_whose_connection_breaks_leaves_no_secret_in_traceback_locals(
     """The replay's connection breaks (requests raises ConnectionError from urllib3's frames): the new token in
     its Authorization header is in no frame, the library's or requests' and urllib3's."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     fake_twitch.queue_response("/helix/users", 0)
     with pytest.raises(requests.ConnectionError) as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)

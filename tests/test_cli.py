@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ import requests
 from requests_twitch import JSONTokenStore
 from requests_twitch.testing import STREAMS, FakeTwitch
 
-from _helpers import free_port
+from _helpers import free_port, store_with
 from _procs import running
 
 COMMAND = shutil.which("requests-twitch") or ""
@@ -300,3 +302,34 @@ def test_status_check_shows_where_twitch_differs_from_the_store(
         store.delete(fake_twitch.client_id, "acct0")
         store.delete(fake_twitch.client_id, "acct1")
     assert cli(env, "status", "--check").returncode == 0
+
+
+def test_token_prints_only_a_token_twitch_accepted_within_the_last_minute(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """A shell user has no 401 hook: `token` checks at /validate (once a minute for every run), renews a dead one."""
+    store = JSONTokenStore(token_file)
+
+    def checked_ago(seconds: float) -> None:  # the stored token's last check, moved back (the clock of a cron loop)
+        stored = store.load(fake_twitch.client_id, "user")
+        assert stored is not None
+        store_with(store, fake_twitch.client_id, "user", dataclasses.replace(stored, validated_at=time.time() - seconds))
+
+    user = fake_twitch.issue_user_token()
+    store_with(store, fake_twitch.client_id, "user", user)
+    checked_ago(600)  # ten minutes: the hourly check is not due
+    fast = cli(env, "token", "--no-validate")
+    assert (fast.returncode, fast.stdout.strip()) == (0, user.access_token) and fake_twitch.calls["validate"] == 0
+    for _ in range(3):  # a loop of cron jobs: one /validate in the minute
+        checked = cli(env, "token")
+        assert (checked.returncode, checked.stdout.strip()) == (0, user.access_token), checked.stderr
+    assert fake_twitch.calls["validate"] == 1
+    fake_twitch.expire_tokens()  # Twitch ends it early, server side
+    checked_ago(120)
+    renewed = cli(env, "token")
+    assert renewed.returncode == 0, renewed.stderr
+    printed = renewed.stdout.strip()
+    assert printed != user.access_token and fake_twitch.calls["refresh_token"] == 1
+    helix = requests.get(f"{fake_twitch.api_url}/users",
+                         headers={"Authorization": f"Bearer {printed}", "Client-Id": fake_twitch.client_id})
+    assert helix.status_code == 200  # what curl does with it works

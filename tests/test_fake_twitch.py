@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from requests_twitch import MemoryTokenStore, TwitchAuth
-from requests_twitch.testing import FakeTwitch
+from requests_twitch.testing import HELIX_401_MESSAGES, FakeTwitch
 
 TIME = "rfc3339"  # a field holding a Helix timestamp
 OPTIONAL_TIME = "rfc3339 or null"
@@ -335,3 +335,18 @@ def test_get_authorization_by_user_takes_an_app_token_and_ten_ids_at_most(fake_t
     refused = requests.get(url, params={"user_id": "2"}, headers=headers)
     assert refused.status_code == 401 and "app access token" in refused.json()["message"]
 
+
+
+@pytest.mark.parametrize("kind", sorted(HELIX_401_MESSAGES))
+def test_every_helix_401_a_user_can_meet_comes_on_demand(fake_twitch: FakeTwitch, kind: str) -> None:
+    """Helix's shape and message; only "invalid_token" kills the token it was sent with (as /validate then says)."""
+    user = fake_twitch.issue_user_token()
+    headers = {"Authorization": f"Bearer {user.access_token}", "Client-Id": fake_twitch.client_id}
+    fake_twitch.queue_helix_401("/helix/users", kind, scope="user:write:chat")
+    r = requests.get(f"{fake_twitch.api_url}/users", headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": "Unauthorized", "status": 401,
+                        "message": HELIX_401_MESSAGES[kind].format(scope="user:write:chat")}
+    alive = requests.get(f"{fake_twitch.id_url}/validate", headers={"Authorization": f"OAuth {user.access_token}"})
+    assert (alive.status_code == 200) is (kind != "invalid_token")
+    assert (requests.get(f"{fake_twitch.api_url}/users", headers=headers).status_code == 200) is (kind != "invalid_token")

@@ -27,7 +27,7 @@ from requests_twitch import JSONTokenStore, Token, TokenRefreshError, TwitchAuth
 from requests_twitch.oauth import OAuthClient, parse_token_response, with_validation
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import INVALID_TOKEN_401, Seeded
+from _helpers import Seeded
 
 Answer = Callable[[socket.socket, threading.Event], None]
 """Writes the answer to one request on the socket; ``stopped`` is set when the test is over."""
@@ -120,8 +120,8 @@ def serve() -> Iterator[Callable[..., TinyServer]]:
         server.stop()
 
 
-def response(body: bytes, *extra: str) -> bytes:
-    head = ["HTTP/1.1 200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}", *extra]
+def response(body: bytes, *extra: str, status: str = "200 OK") -> bytes:
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", f"Content-Length: {len(body)}", *extra]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -194,13 +194,22 @@ def test_the_lock_holder_waits_on_a_trickling_refresh_no_longer_than_the_deadlin
 ) -> None:
     """Through TwitchAuth: the request that met the 401 fails with a typed error at the deadline, the store's
     lock is free again, the failure is recorded, and nobody sends that refresh token again meanwhile."""
-    server = serve(trickle)
+    served: list[TinyServer] = []
+
+    def dead_at_validate_then_trickle(conn: socket.socket, stopped: threading.Event) -> None:
+        if served[0].requests[-1].startswith(b"GET /oauth2/validate"):  # Twitch calls the token dead, at once
+            conn.sendall(response(b'{"status":401,"message":"invalid access token"}', status="401 Unauthorized"))
+        else:
+            trickle(conn, stopped)
+
+    server = serve(dead_at_validate_then_trickle)
+    served.append(server)
     user = fake_twitch.issue_user_token()
     auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, access_token=user.access_token,
                       refresh_token=user.refresh_token, token_file=token_file, id_url=server.id_url,
                       api_url=fake_twitch.api_url, validate_every=None)
     auth.credentials._keeper.oauth.deadline = 1.5  # 30 s in real life
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     started = time.monotonic()
     with pytest.raises(TokenRefreshError, match="may have been applied"):
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
@@ -212,7 +221,7 @@ def test_the_lock_holder_waits_on_a_trickling_refresh_no_longer_than_the_deadlin
     assert stored is not None and stored.refresh_token == user.refresh_token and stored.renew_failed_at is not None
     with pytest.raises(TokenRefreshError, match="Not retried"):
         auth.credentials.refresh()
-    assert len(server.requests) == 1
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/oauth2/validate", b"/oauth2/token"]
 
 
 def test_a_silent_token_endpoint_fails_the_call_at_its_deadline(serve: Callable[..., TinyServer]) -> None:
@@ -315,7 +324,7 @@ def test_a_token_no_header_can_carry_is_refused_and_never_stored(
     assert requests.get(f"{fake_twitch.api_url}/users", auth=auth).status_code == 200
     answer = {"access_token": "good-access", "refresh_token": "good-refresh", "expires_in": 14000, field: bad}
     fake_twitch.queue_response("/oauth2/token", 200, json.dumps(answer))
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     with pytest.raises(TokenRefreshError, match=f"{field} .*printable ASCII") as info:
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert bad not in str(info.value) and info.value.status_code == 200

@@ -14,7 +14,7 @@ from requests.hooks import dispatch_hook
 
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import INVALID_TOKEN_401, Seeded
+from _helpers import Seeded
 
 
 def statuses(r: requests.Response) -> list[int]:
@@ -34,9 +34,9 @@ def test_a_replay_redirected_to_a_401_spends_no_second_refresh(fake_twitch: Fake
     """A replay that redirects within the API origin to a 401 is returned as it is: one refresh in all, and
     the history shows the 401, the replay's redirect, in order."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/moved")
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert r.status_code == 401
     assert statuses(r) == [401, 302]
@@ -49,7 +49,7 @@ def test_a_replay_redirected_within_the_origin_keeps_the_401_in_history(
 ) -> None:
     """The README's promise, "the 401 stays in response.history", holds when the replay is redirected."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/moved")
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth)
     assert r.status_code == 200
@@ -65,8 +65,8 @@ def test_a_401_after_a_redirect_is_replayed_once_and_kept_in_history(
     """A redirect first, then the 401 at its target: one refresh, one replay, and the history in order."""
     auth, _ = seeded()
     fake_twitch.redirect("/helix/old-users", f"{fake_twitch.api_url}/users")
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
+    fake_twitch.queue_helix_401("/helix/users")
     r = requests.get(f"{fake_twitch.api_url}/old-users", auth=auth)
     assert r.status_code == 401  # the replay's own 401 is returned, not replayed again
     assert statuses(r) == [302, 401]
@@ -76,7 +76,7 @@ def test_a_401_after_a_redirect_is_replayed_once_and_kept_in_history(
 def test_a_replay_with_redirects_turned_off_returns_the_redirect(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
     """``allow_redirects=False`` is honoured for a replay too: the replay's redirect comes back, after the 401."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/moved", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/moved")
     fake_twitch.queue_response("/helix/moved", 302, "", headers={"Location": f"{fake_twitch.api_url}/users"})
     r = requests.get(f"{fake_twitch.api_url}/moved", auth=auth, allow_redirects=False)
     assert r.status_code == 302 and statuses(r) == [401]
@@ -109,8 +109,8 @@ def test_hooks_dispatched_again_replay_nothing_more(fake_twitch: FakeTwitch, see
     """A second dispatch of the hooks on a replay's 401 spends no second refresh and raises nothing:
     the replay's 401 comes back, with the first 401 in its history."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
+    fake_twitch.queue_helix_401("/helix/users")
     with DispatchesHooksAgain(captured) as s:
         r = s.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert r.status_code == 401 and statuses(r) == [401]
@@ -124,7 +124,7 @@ def test_hooks_dispatched_again_after_a_good_replay_change_nothing(
 ) -> None:
     """The common case under a caching session: the replay's 200 comes back once, with the 401 in history."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     with DispatchesHooksAgain(captured) as s:
         r = s.get(f"{fake_twitch.api_url}/users", auth=auth)
         assert r.status_code == 200 and statuses(r) == [401]
@@ -137,7 +137,7 @@ def test_the_same_401_dispatched_twice_is_replayed_once(fake_twitch: FakeTwitch,
     """Dispatching the hooks by hand, with every keyword a session's ``send`` takes (``allow_redirects``
     too): the replay gets only what the adapter takes, and the same 401 dispatched again is not replayed."""
     auth, _ = seeded()
-    fake_twitch.queue_response("/helix/users", 401, INVALID_TOKEN_401)
+    fake_twitch.queue_helix_401("/helix/users")
     with requests.Session() as s:
         prepared = s.prepare_request(requests.Request("GET", f"{fake_twitch.api_url}/users", auth=auth))
         hooks = prepared.hooks.copy()

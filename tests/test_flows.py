@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import requests_twitch._clock as clock_module
-from requests_twitch import Token, TokenRefreshError, TwitchAuthError
+from requests_twitch import LoginRequired, Token, TokenRefreshError, TwitchAuthError
 from requests_twitch.oauth import OAuthClient, parse_token_response
 from requests_twitch.testing import FakeTwitch
 
@@ -119,7 +119,7 @@ def test_a_confidential_client_needs_its_secret(
     fake_twitch: FakeTwitch, secret: str | None, status: int, message: str, advice: str
 ) -> None:
     user = fake_twitch.issue_user_token()
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(LoginRequired) as info:  # terminal: no retry helps, a person must fix it
         client(fake_twitch, secret=secret).refresh(user.refresh_token)  # type: ignore[arg-type]
     assert (info.value.status_code, info.value.message) == (status, message)
     assert advice in str(info.value)
@@ -129,7 +129,7 @@ def test_a_spent_refresh_token_reports_twitchs_message_and_what_to_do(fake_twitc
     user = fake_twitch.issue_user_token()
     oauth = client(fake_twitch)
     oauth.refresh(user.refresh_token)  # type: ignore[arg-type]
-    with pytest.raises(TokenRefreshError) as info:
+    with pytest.raises(LoginRequired) as info:
         oauth.refresh(user.refresh_token)  # type: ignore[arg-type]
     assert info.value.status_code == 400
     assert info.value.message == "Invalid refresh token"

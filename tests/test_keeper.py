@@ -189,8 +189,31 @@ FAILED_LONG_AGO = dataclasses.replace(LIVE, renew_failed_at=NOW - keeper_module.
         (APP, "a", {"has_secret": True}, Step.MINT),
         (APP, "a", {}, Step.LOGIN_REQUIRED),
         (Token("a"), "a", {"has_secret": True}, Step.LOGIN_REQUIRED),  # a user token without refresh token
+        # Twitch refused its renewal for good (latched in the store): nobody asks again, pause over or not
+        (dataclasses.replace(FAILED_LONG_AGO, login_required="Invalid refresh token"), "a", {"has_secret": True},
+         Step.LOGIN_REQUIRED),
+        (dataclasses.replace(FAILED_NOW, login_required="Invalid refresh token"), "a", {}, Step.LOGIN_REQUIRED),
+        (dataclasses.replace(APP, login_required="invalid client secret"), "a", {"has_secret": True},
+         Step.LOGIN_REQUIRED),
+        (dataclasses.replace(LIVE, login_required="Invalid refresh token"), "other", {}, Step.ADOPT),  # a login since
+        # a 401 of unknown cause (dead=None): /validate decides before anything is spent
+        (LIVE, "a", {"dead": None, "failed_at": NOW - 1}, Step.VALIDATE),
+        (APP, "a", {"dead": None, "has_secret": True}, Step.VALIDATE),
+        (Token("a"), "a", {"dead": None}, Step.VALIDATE),  # dead or not, it decides what to say
+        (LIVE, "other", {"dead": None}, Step.ADOPT),  # renewed meanwhile: no question to ask
+        (dataclasses.replace(LIVE, validated_at=NOW - 0.5), "a", {"dead": None, "failed_at": NOW - 1}, Step.KEEP),
+        (dataclasses.replace(LIVE, validated_at=NOW - 2), "a", {"dead": None, "failed_at": NOW - 1}, Step.VALIDATE),
+        (FAILED_NOW, "a", {"dead": None}, Step.PAUSE),  # its renewal failed moments ago: ask nobody
+        (dataclasses.replace(LIVE, login_required="Invalid refresh token"), "a", {"dead": None}, Step.LOGIN_REQUIRED),
+        # what /validate answered
+        (LIVE, "a", {"dead": False}, Step.KEEP),
+        (APP, "a", {"dead": False, "has_secret": True}, Step.KEEP),
+        (LIVE, "a", {"dead": True}, Step.REFRESH),
+        (APP, "a", {"dead": True, "has_secret": True}, Step.MINT),
+        (Token("a"), "a", {"dead": True}, Step.LOGIN_REQUIRED),
     ],
 )
-def test_next_step(stored: Token | None, failed: str | None, powers: dict[str, bool], step: Step) -> None:
-    """What the lock holder does is a pure function of the stored token, the failed one, the clock and the powers."""
-    assert next_step(stored, failed, NOW, **{"has_secret": False, **powers}) is step
+def test_next_step(stored: Token | None, failed: str | None, powers: dict[str, object], step: Step) -> None:
+    """What the lock holder does is a pure function of the stored token, the failed one, the clock, the powers
+    and what is known of the failed token."""
+    assert next_step(stored, failed, NOW, **{"has_secret": False, **powers}) is step  # type: ignore[arg-type]

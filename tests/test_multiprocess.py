@@ -35,8 +35,9 @@ def test_a_herd_of_processes_and_threads_refreshes_exactly_once(
     fake_twitch: FakeTwitch, token_file: Path, workers: Workers, where: str, request: pytest.FixtureRequest
 ) -> None:
     """8 processes x 4 threads hit a token expired server side at once, with
-    single-use refresh tokens and a 50 ms token endpoint: Twitch sees one refresh,
-    whether the processes share the token file or a Redis."""
+    single-use refresh tokens and a 50 ms token endpoint: Twitch sees one /validate
+    (which calls the token dead) and one refresh, whether the processes share the
+    token file or a Redis."""
     fake_twitch.token_delay = 0.05
     user = fake_twitch.issue_user_token()
     redis: dict[str, Any] = {}
@@ -48,10 +49,12 @@ def test_a_herd_of_processes_and_threads_refreshes_exactly_once(
                     threads=4, requests=5, **redis)
     )
     workers.wait_ready()
+    validates = fake_twitch.calls["validate"]
     fake_twitch.expire_tokens()
     results = workers.go()
     assert [r["errors"] for r in results] == [[]] * 8
     assert [s for r in results for s in [r["warm"], *r["statuses"]]] == [200] * (8 * 21)
+    assert fake_twitch.calls["validate"] - validates == 1
     assert fake_twitch.calls["refresh_token"] == 1
     assert fake_twitch.grants_revoked == 0
     store = RedisTokenStore(redis["redis_url"], prefix=redis["redis_prefix"]) if redis else JSONTokenStore(token_file)

@@ -99,15 +99,24 @@ LEASE = 1.0
 def oauth_proxy(target: str, hold: Callable[[], None]) -> Iterator[str]:
     """An HTTP proxy on 127.0.0.1 to the OAuth endpoints of ``target`` that runs ``hold()`` before each POST.
 
-    A refresh then lasts as long as the test needs (until an event), not a fixed time.
+    A refresh then lasts as long as the test needs (until an event), not a fixed time. GETs
+    (``/validate``) pass at once.
     """
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            answer = requests.get(target + self.path, timeout=DEADLINE,
+                                  headers={"Authorization": self.headers.get("Authorization", "")})
+            self._send(answer)
+
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             hold()
             answer = requests.post(target + self.path, data=body, timeout=DEADLINE,
                                    headers={"Content-Type": self.headers.get("Content-Type", "")})
+            self._send(answer)
+
+        def _send(self, answer: requests.Response) -> None:
             self.send_response(answer.status_code)
             self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(answer.content)))

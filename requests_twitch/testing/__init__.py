@@ -23,6 +23,7 @@ registered when the package is installed) yields a running FakeTwitch.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from typing import Generic, TypeVar, overload
 
@@ -32,7 +33,21 @@ from ._helix import STREAMS, TOP_GAMES
 from ._http import Server, serve
 from ._model import Bucket, Grant, HelixRequest, Options, Queued, State
 
-__all__ = ["STREAMS", "TOP_GAMES", "FakeTwitch", "HelixRequest"]
+__all__ = ["HELIX_401_MESSAGES", "STREAMS", "TOP_GAMES", "FakeTwitch", "HelixRequest"]
+
+HELIX_401_MESSAGES = {
+    "invalid_token": "Invalid OAuth token",
+    "missing_scope": "Missing scope: {scope}",
+    "client_id_mismatch": "Client ID and OAuth token do not match",
+    "broadcaster_mismatch": "The ID in broadcaster_id must match the user ID found in the request's OAuth token.",
+    "moderator_mismatch": "The ID in moderator_id must match the user ID found in the request's OAuth token.",
+    "missing_user_token": "Missing User OAUTH Token",
+    "missing_token": "OAuth token is missing",
+    "missing_client_id": "Client ID is missing",
+}
+"""The Helix 401 messages a user can meet, by the name :meth:`FakeTwitch.queue_helix_401` takes
+(docs/twitch.md#helix-401-messages). Only ``invalid_token`` means the token is dead; a new token
+cures none of the others."""
 
 T = TypeVar("T")
 
@@ -303,6 +318,21 @@ class FakeTwitch:
         """
         data = body.encode() if isinstance(body, str) else body
         self._state.queued.setdefault(path, []).append(Queued(status, data, content_type, dict(headers or {})))
+
+    def queue_helix_401(self, path: str, kind: str = "invalid_token", *, scope: str = "channel:manage:broadcast") -> None:
+        """Answer the next Helix request for ``path`` (e.g. ``/helix/users``) with a 401 of ``kind``.
+
+        ``kind`` is a key of :data:`HELIX_401_MESSAGES`. ``"invalid_token"`` also
+        kills the access token the request carries, as it is answered (a token
+        revoked or expired just now: ``/validate`` then calls it dead too); every
+        other kind leaves the token alive, as Twitch does, so only a client that
+        asks ``/validate`` rather than reading the message knows it must not renew.
+        """
+        message = HELIX_401_MESSAGES[kind].format(scope=scope)
+        body = json.dumps({"error": "Unauthorized", "status": 401, "message": message}).encode()
+        self._state.queued.setdefault(path, []).append(
+            Queued(401, body, "application/json", {}, kill_token=kind == "invalid_token")
+        )
 
     def issued_secrets(self) -> set[str]:
         """Every secret this server knows: client secrets, and every token it ever issued.

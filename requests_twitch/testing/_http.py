@@ -103,6 +103,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if request.path == "/oauth2/token":  # an attempt all the same
                 state.count(request.params.get("grant_type", ""))
             canned = queued.pop(0)
+            if canned.kill_token:
+                bearer = request.headers.get("authorization", "")
+                with state.lock:
+                    access = state.access.get(bearer[len("Bearer ") :]) if bearer.startswith("Bearer ") else None
+                    if access is not None:
+                        access.alive = False
             if canned.status == 0:  # the connection breaks before any answer
                 self.close_connection = True
                 return None

@@ -96,6 +96,8 @@ class Queued:
     body: bytes
     content_type: str
     headers: dict[str, str]
+    kill_token: bool = False
+    """Revoke the access token the request carries, as it is answered (a token that died just now)."""
 
 
 @dataclass
