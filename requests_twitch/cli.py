@@ -26,7 +26,6 @@ from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .exceptions import TwitchAuthError, login_command
 from .login import DEFAULT_REDIRECT_URI, print_to_stderr
-from .session import TwitchSession
 from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
 from .token import Token
 
@@ -316,6 +315,8 @@ def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[
     credentials = TwitchCredentials.from_env(**overrides)  # the app token: this endpoint takes no other
     answers: dict[str, dict[str, Any]] = {}
     ids = sorted({t.user_id for _, t in users if t.user_id})
+    from .session import TwitchSession  # pagination and retries: only for the commands that call Helix
+
     with TwitchSession(auth=TwitchAuth.from_env(credentials=credentials, api_url=args.api_url)) as session:
         for start in range(0, len(ids), AUTHORIZATION_BATCH):
             batch = ids[start:start + AUTHORIZATION_BATCH]
@@ -390,6 +391,8 @@ def _get(args: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"parameters are key=value, not {pair!r}")
         params.append((key, value))
+    from .session import TwitchSession  # pagination and retries: only for the commands that call Helix
+
     with TwitchSession(auth=_auth(args)) as session:
         if args.all:
             # JSON lines, one item each, as they arrive: pipe it into jq, or a file.

@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from ..token import Token
 from .base import TokenStore
 from .json_file import JSONTokenStore
 from .memory import MemoryTokenStore
-from .redis import RedisTokenStore
+
+if TYPE_CHECKING:
+    from .redis import RedisTokenStore
 
 __all__ = [
     "JSONTokenStore",
@@ -49,6 +52,8 @@ def open_store(location: str | os.PathLike[str] | None = None) -> TokenStore:
         location = os.environ.get("TWITCH_TOKEN_STORE") or default_token_file()
     text = os.fspath(location)
     if text.split("://", 1)[0] in _REDIS_SCHEMES:
+        from .redis import RedisTokenStore
+
         return RedisTokenStore(text)
     return JSONTokenStore(text)
 
@@ -98,3 +103,12 @@ def move_tokens(
             source._delete_keys(keys)
             moved += keys
     return sorted(moved), kept
+
+
+def __getattr__(name: str) -> Any:
+    # RedisTokenStore on first use (PEP 562): a process on a token file never loads the Redis backend.
+    if name == "RedisTokenStore":
+        from .redis import RedisTokenStore
+
+        return RedisTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
