@@ -502,7 +502,7 @@ class TokenKeeper:
         except TokenStoreError as exc:
             self.unsaved = (failed, token)
             self._retry_save_at = _clock.monotonic() + SAVE_RETRY
-            if spent and self._keeping is None:
+            if spent and self._keeping != os.getpid():  # (a pid of a parent, after fork: keep it here too)
                 self.store.keep()
                 self._keeping = os.getpid()
                 # Saved by a thread of its own, so that an idle process does not hold the lock for long.
@@ -515,6 +515,9 @@ class TokenKeeper:
                 f"{exc} The renewed token is kept in this process and saved as soon as the store allows.",
                 path=exc.path,
             ) from exc
+        # Saved: a token kept unsaved before is older (its refresh token may be the one just spent).
+        if self.unsaved is not None:
+            self._forget_unsaved()
 
     def _record(self, token: Token, what: str) -> None:
         """Save bookkeeping (nothing was renewed): a store that refuses it is logged, never raised."""
@@ -524,8 +527,24 @@ class TokenKeeper:
             log.warning("could not record %s for account %r in %r: %s", what, self.account, self.store, exc)
 
     def _read_held(self) -> Token | None:
-        """Under the lock: the unsaved token if there is one (nobody else can write meanwhile), else the store's."""
-        return self.unsaved[1] if self.unsaved is not None else self.store.load(self.oauth.client_id, self.account)
+        """Under the lock: the token to decide on.
+
+        While this process keeps the lock for an unsaved token, that token
+        (nobody else can write meanwhile). Otherwise the store's: an unsaved
+        token that spent nothing (a seed, an app token) counts only while the
+        store still holds what it replaced, and is dropped once another
+        process saved something else.
+        """
+        if self.unsaved is not None and self._keeping == os.getpid():
+            return self.unsaved[1]
+        stored = self.store.load(self.oauth.client_id, self.account)
+        if self.unsaved is not None:
+            failed, token = self.unsaved
+            if stored is None if failed is None else stored is not None and stored.access_token == failed:
+                return token
+            log.info("dropped the unsaved token of account %r: the store has another one", self.account)
+            self.unsaved = None
+        return stored
 
     def _locked(self, *, blocking: bool = True) -> contextlib.AbstractContextManager[bool]:
         """The store's lock, or, while this process keeps it for an unsaved token, that lock."""

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 import requests_twitch._clock as clock_module
-from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStoreError, TwitchAuth
+from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStoreError, TwitchAuth, TwitchCredentials
 from requests_twitch.testing import FakeTwitch
 
 from _helpers import store_with
@@ -243,3 +243,39 @@ def test_a_login_replaces_a_pair_the_store_refused_and_lets_the_lock_go(fake_twi
     assert auth.credentials._keeper.unsaved is None
     store_with(store, fake_twitch.client_id, "other", Token("x"))  # the lock is free again
     assert fake_twitch.grants_revoked == 0
+
+
+def test_a_pair_saved_after_a_refused_one_is_the_only_one_used(fake_twitch: FakeTwitch) -> None:
+    """The store recovers and the next renewal saves: the older unsaved pair (its refresh token now spent) is gone."""
+    store = RefusingMemoryStore()
+    creds = user_auth(fake_twitch, store, validate_every=None).credentials
+    _ = creds.token
+    store.refusing = True
+    with pytest.raises(TokenStoreError, match="kept in this process"):
+        creds.refresh()
+    store.refusing = False
+    saved = creds.refresh()  # spends the unsaved pair's refresh token, and saves its successor
+    assert creds._keeper.unsaved is None and store.load(fake_twitch.client_id, "user") == saved
+    creds.refresh()  # from the saved pair, not the stale unsaved one
+    assert fake_twitch.calls["refresh_token"] == 3 and fake_twitch.grants_revoked == 0
+
+
+def test_a_seed_the_store_refused_never_outranks_a_pair_another_process_saved(fake_twitch: FakeTwitch) -> None:
+    """Two processes start from the same seed; the first cannot write it, the second renews it: the first adopts."""
+    store = RefusingMemoryStore()
+    seed = fake_twitch.issue_user_token()
+
+    def from_the_environment() -> TwitchCredentials:
+        return TwitchCredentials(fake_twitch.client_id, fake_twitch.client_secret, access_token=seed.access_token,
+                                 refresh_token=seed.refresh_token, store=store, id_url=fake_twitch.id_url,
+                                 validate_every=None)
+
+    first, second = from_the_environment(), from_the_environment()
+    store.refusing = True
+    with pytest.raises(TokenStoreError):
+        _ = first.token  # the seed is kept in the first process only; nothing was spent for it
+    store.refusing = False
+    _ = second.token
+    renewed = second.refresh()  # the seed's refresh token is spent
+    assert first.renew(seed.access_token) == renewed  # the first process's 401: adopted, not spent again
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
