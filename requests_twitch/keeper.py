@@ -224,6 +224,12 @@ class TokenKeeper:
                     self._forget_unsaved()
             except TokenStoreError as exc:
                 log.warning("the store still refuses the renewed token of account %r (%s); it is kept here", self.account, exc)
+                if self._keeping == os.getpid() and self.store.kept_lock_lost():
+                    # A lease that ran out during an outage can take no write: give it back, and save
+                    # under a fresh lock next time, if the store still holds the pair this one replaced.
+                    log.warning("the store's lock kept for account %r was lost; taking it afresh", self.account)
+                    self._keeping = None
+                    self.store.release_kept()
         finally:
             flight.release()
 
@@ -553,9 +559,9 @@ class TokenKeeper:
         return self.store.lock(blocking=blocking)
 
     def _save_in_background(self) -> None:
-        """Try the save again every :data:`SAVE_RETRY` seconds while this process keeps the lock for it."""
+        """Try the save again every :data:`SAVE_RETRY` seconds until the store takes it (or something replaces it)."""
         pid, pause = os.getpid(), threading.Event()  # a real wait: never set
-        while self._keeping == pid and not pause.wait(SAVE_RETRY):
+        while self.unsaved is not None and os.getpid() == pid and not pause.wait(SAVE_RETRY):
             self._retry_save_at = 0.0  # due now, whatever a test did to the clock
             self.save_unsaved()
 

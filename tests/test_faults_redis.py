@@ -496,3 +496,34 @@ def test_move_tokens_deletes_from_the_source_only_what_the_target_has() -> None:
     assert source.items() == [(("cid", "differs"), Token("c-newer"))]
     assert [(key, t.access_token) for key, t in target.items()] == [
         (("cid", "differs"), "c-older"), (("cid", "new"), "a"), (("cid", "same"), "b")]
+
+
+def test_a_kept_lease_lost_in_an_outage_is_taken_afresh_and_the_renewed_pair_saved(
+    fake_twitch: FakeTwitch, redis_url: str, redis_prefix: str
+) -> None:
+    """Redis did not answer the save of a renewed pair, and the lease the process kept ran out meanwhile: once Redis
+    answers again, the process takes the lock afresh and saves the pair, since nobody replaced the spent one."""
+    store = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=3)
+    user = fake_twitch.issue_user_token()
+    store_with(store, fake_twitch.client_id, "user", user)
+    auth = _auth(fake_twitch, store)
+    real_write, lost_replies = store._write, [1]
+
+    def reply_lost(**kwargs: Any) -> Any:
+        if lost_replies:
+            lost_replies.pop()
+            raise redis.exceptions.ConnectionError("simulated: the reply was lost")
+        return real_write(**kwargs)
+
+    store._write = reply_lost  # type: ignore[method-assign]
+    fake_twitch.expire_tokens()
+    with pytest.raises(TokenStoreError, match="kept in this process"):
+        _get(fake_twitch, auth)
+    store.client.delete(store._lock_key)  # the lease ran out while Redis was away
+    deadline = time.monotonic() + DEADLINE
+    while auth.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stored = RedisTokenStore(redis_url, prefix=redis_prefix).load(fake_twitch.client_id, "user")
+    assert stored is not None and stored.access_token != user.access_token
+    assert _get(fake_twitch, auth).status_code == 200
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0

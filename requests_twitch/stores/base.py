@@ -199,6 +199,18 @@ class TokenStore(abc.ABC):
             raise RuntimeError("only the holder of the store's lock can keep it")
         self._kept = (me[0], self._holders[me])
 
+    def kept_lock_lost(self) -> bool:
+        """Whether a lock :meth:`keep` kept for this process is surely no longer held (a lease that ran out).
+
+        False when it is held, or when it cannot be told (the backend cannot be reached).
+        """
+        kept = self._kept
+        return kept is not None and kept[0] == os.getpid() and self._lost(kept[1])
+
+    def _lost(self, handle: object) -> bool:
+        """Whether the lock held as ``handle`` is surely lost; a lock that cannot expire never is (the default)."""
+        return False
+
     def release_kept(self) -> None:
         """Give back a lock :meth:`keep` kept for this process; nothing if there is none."""
         kept, self._kept = self._kept, None

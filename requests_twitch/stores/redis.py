@@ -202,6 +202,14 @@ class RedisTokenStore(TokenStore):
         assert isinstance(handle, Lease)
         handle.release()
 
+    def _lost(self, handle: object) -> bool:
+        """The lease ran out: the lock key no longer holds this holder's token (False if Redis cannot say)."""
+        assert isinstance(handle, Lease)
+        try:
+            return bool(self.client.get(self._lock_key) != handle.token)
+        except self._redis_errors:
+            return False
+
     def _confirm(self, handle: object) -> None:
         """Right before a refresh token is spent: the lease must still be ours, and last :attr:`spend_lease` more."""
         assert isinstance(handle, Lease)
