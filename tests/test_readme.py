@@ -39,3 +39,15 @@ def test_every_relative_link_in_the_readme_leads_to_a_file_and_heading_that_exis
         target = ROOT / path
         assert target.is_file(), link
         assert not anchor or anchor in _headings(target.read_text()), link
+
+
+def test_every_python_example_in_the_readme_and_the_guides_is_valid_python() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    examples = [
+        (page.name, block)
+        for page in pages
+        for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S)
+    ]
+    assert len(examples) >= 20
+    for name, block in examples:
+        compile(block, name, "exec")
