@@ -143,7 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_global_flags(common, argparse.SUPPRESS)
 
-    parser = argparse.ArgumentParser(prog="requests-twitch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="requests-twitch", description=__doc__.split("\n\n")[0],
+        epilog="The flags above go before or after the subcommand. Exit status: 0 done, 1 refused or nothing to"
+               " act on, 2 usage error, 141 the reader of stdout went away. Guide: docs/command.md.")
     _add_global_flags(parser, None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
