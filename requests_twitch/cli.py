@@ -5,9 +5,11 @@ Configured like ``TwitchAuth.from_env()``: ``TWITCH_CLIENT_ID``,
 ``TWITCH_ID_URL`` and ``TWITCH_API_URL``; flags override them (the secret only comes from the
 environment, where other users cannot read it off the process list).
 
-Exit status: 0 success, 1 Twitch (or the token file) refused, 2 usage error.
-Errors are one line on stderr. No command prints a token or the secret,
-except ``token``, whose job it is.
+Exit status: 0 success; 1 Twitch or the token store refused, or there was nothing
+to act on (no token stored for the account); 2 usage error (a bad URL included);
+141 the reader of stdout went away (``| head``). Errors are one line on stderr,
+never a traceback. No command prints a token or the secret, except ``token``,
+whose job it is. The user guide is docs/command.md.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import os
 import re
 import sys
 from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import requests
 
 from . import _clock
+from ._console import PIPE_CLOSED, cannot_reach, close_stdout_quietly, one_line, printable
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .exceptions import TwitchAuthError, login_command
@@ -36,32 +40,114 @@ class UsageError(Exception):
     """A command line that cannot be run as given (exit status 2)."""
 
 
+class NothingToDo(Exception):
+    """Nothing the command could act on, e.g. no token stored for the account named (exit status 1)."""
+
+
+GLOBAL_FLAGS: dict[str, str] = {
+    "--client-id": "the application's client id (default: $TWITCH_CLIENT_ID)",
+    "--account": "which token of the client (default: user if one is stored, else app; app for --app)",
+    "--token-file": "the shared token file (default: $TWITCH_TOKEN_FILE or the user's config)",
+    "--store": "a redis:// URL (or a file) instead of the token file (default: $TWITCH_TOKEN_STORE; a password"
+               " belongs there, not on the command line)",
+    "--id-url": "OAuth base URL (default: $TWITCH_ID_URL or https://id.twitch.tv/oauth2)",
+    "--api-url": "Helix base URL (default: $TWITCH_API_URL or https://api.twitch.tv/helix)",
+}
+"""Flags accepted before the subcommand (``requests-twitch --client-id X token``, as git and docker allow)
+or after it; given in both places, the one after the subcommand wins."""
+
+_URL_FLAGS = {"--id-url", "--api-url"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status (0 done, 1 refused or nothing to do, 2 usage, 141 closed pipe)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at interpreter exit: a closed pipe is caught below
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        close_stdout_quietly()
+        return PIPE_CLOSED
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _warn_about_passwords(args)
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
     except UsageError as exc:
-        parser.error(str(exc))  # exits 2
-    except (TwitchAuthError, requests.HTTPError) as exc:  # Twitch refused, or the token file did: one line
-        print(f"requests-twitch: {exc}", file=sys.stderr)
+        parser.error(one_line(str(exc)))  # exits 2
+    except BrokenPipeError:
+        raise
+    except NothingToDo as exc:
+        _fail(str(exc))
+    except requests.RequestException as exc:  # Twitch refused (TwitchAuthError), or the store did, or no answer
+        _fail(cannot_reach(exc) or str(exc))
+    except OSError as exc:  # the token file: permissions, a full disk
+        _fail(f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else ""))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of ours: still one line, and no message that might quote a value
+        _fail(f"unexpected {type(exc).__name__}; please report it with the command that was run")
     return 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--client-id", help="the application's client id (default: $TWITCH_CLIENT_ID)")
-    common.add_argument("--account", help="which token of the client (default: user; app for --app)")
-    common.add_argument("--token-file", help="the shared token file (default: $TWITCH_TOKEN_FILE or the user's config)")
-    common.add_argument("--store", help="a redis:// URL (or a file) instead of the token file (default: $TWITCH_TOKEN_STORE)")
-    common.add_argument("--id-url", help="OAuth base URL (default: $TWITCH_ID_URL or https://id.twitch.tv/oauth2)")
-    common.add_argument("--api-url", help="Helix base URL (default: $TWITCH_API_URL or https://api.twitch.tv/helix)")
+def _fail(message: str) -> None:
+    print(f"requests-twitch: {one_line(message)}", file=sys.stderr)
 
-    parser = argparse.ArgumentParser(prog="requests-twitch", description=__doc__.split("\n\n")[0])
+
+def _http_url(text: str) -> str:
+    """The type of --id-url and --api-url: an http(s) URL with a host, else a usage error (exit 2)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{printable(text)!r} is not an http(s) URL such as https://api.twitch.tv/helix")
+    return text
+
+
+def _url_from(flag: str | None, variable: str) -> str | None:
+    """A URL flag's value, else the environment's, checked like the flag (a bad one is a usage error)."""
+    if flag:
+        return flag
+    text = os.environ.get(variable)
+    if not text:
+        return None
+    try:
+        return _http_url(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{variable}: {exc}") from None
+
+
+def _warn_about_passwords(args: argparse.Namespace) -> None:
+    """A password in a store URL on the command line is readable by every local user (``/proc/PID/cmdline``)."""
+    for flag, value in (("--store", getattr(args, "store", None)), ("--to", getattr(args, "target", None))):
+        if value and "://" in value and urlsplit(value).password is not None:
+            print(f"requests-twitch: warning: the {flag} URL carries a password, which other users of this machine"
+                  " can read in the process list; put the URL in the environment instead"
+                  " (export TWITCH_TOKEN_STORE=redis://:PASSWORD@HOST/0)", file=sys.stderr)
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    for flag, text in GLOBAL_FLAGS.items():
+        if flag in _URL_FLAGS:
+            parser.add_argument(flag, default=default, help=text, type=_http_url)
+        else:
+            parser.add_argument(flag, default=default, help=text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    # The subcommands' copies default to SUPPRESS: argparse copies a subparser's
+    # defaults over the main parser's values, which would erase a flag given
+    # before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_flags(common, argparse.SUPPRESS)
+
+    parser = argparse.ArgumentParser(
+        prog="requests-twitch", description=__doc__.split("\n\n")[0],
+        epilog="The flags above go before or after the subcommand. Exit status: 0 done, 1 refused or nothing to"
+               " act on, 2 usage error, 141 the reader of stdout went away. Guide: docs/command.md.")
+    _add_global_flags(parser, None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("login", parents=[common], help="get a token and store it in the token file")
@@ -87,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
                             help="print an access token Twitch accepted within the last minute (renewed if dead)")
     p.add_argument("--no-validate", action="store_true",
                    help="print the stored token without asking Twitch's /validate (faster; it may be dead)")
+    p.add_argument("--app", action="store_true", help=APP_HELP)
+    p.add_argument("--irc", action="store_true",
+                   help="print oauth:TOKEN, the password form of Twitch chat (IRC); a user token with chat:read"
+                        " (and chat:edit to send)")
     p.set_defaults(run=_token)
     p = commands.add_parser("refresh", parents=[common],
                             help="renew the token now (single flight), e.g. weekly from cron with --if-older 20d")
@@ -100,8 +190,10 @@ def _parser() -> argparse.ArgumentParser:
                         " client still authorizes it, and with which scopes; exit 1 where that differs from the store")
     p.set_defaults(run=_status)
     p = commands.add_parser("validate", parents=[common], help="check the token at Twitch now")
+    p.add_argument("--app", action="store_true", help=APP_HELP)
     p.set_defaults(run=_validate)
     p = commands.add_parser("revoke", parents=[common], help="revoke the token at Twitch and forget it")
+    p.add_argument("--app", action="store_true", help="the app token (account app unless --account)")
     p.set_defaults(run=_revoke)
     p = commands.add_parser("logout", parents=[common], help="forget the token here, without calling Twitch")
     p.set_defaults(run=_logout)
@@ -110,11 +202,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="*", metavar="key=value", help="query parameters; repeat a key for several values")
     p.add_argument("--all", action="store_true", help="follow the pages; print the items as JSON lines")
     p.add_argument("--limit", type=int, help="--all: at most this many items")
+    p.add_argument("--app", action="store_true", help=APP_HELP)
     p.set_defaults(run=_get)
 
     p = commands.add_parser("migrate", help="move the tokens of the token file into another store (e.g. Redis)")
     p.add_argument("--from", dest="source", help="the token file to empty (default: $TWITCH_TOKEN_FILE or the user's config)")
-    p.add_argument("--to", dest="target", required=True, help="where to move them: a redis:// URL or a file")
+    p.add_argument("--to", dest="target",
+                   help="where to move them: a redis:// URL or a file (default: $TWITCH_TOKEN_STORE, the place for"
+                        " a URL with a password)")
     p.add_argument("--overwrite", action="store_true", help="replace tokens the target already has (they may be newer)")
     p.set_defaults(run=_migrate)
 
@@ -126,30 +221,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+APP_HELP = ("an app token (client credentials): account app unless --account, fetched if the account has"
+            " none (without --app, an empty account other than app is an error, not a new app token)")
+
+
 def _demo(args: argparse.Namespace) -> int:
+    _refuse_global_flags(args, " (it runs its own fake Twitch)")
     from . import demo  # the bundled fake Twitch: only for this command, never at start-up
 
     return demo.run(args.processes, args.threads, args.requests)
 
 
-def _credentials(args: argparse.Namespace, default_account: str | None = None) -> TwitchCredentials:
+def _credentials(args: argparse.Namespace, default_account: str | None = None, *, verb: str | None = None,
+                 fetch: bool = False) -> TwitchCredentials:
+    """The credentials the flags and the environment name.
+
+    With ``verb`` (what the command does with the token), the account must
+    hold a token already (stored, or seeded from ``TWITCH_ACCESS_TOKEN`` or
+    ``TWITCH_REFRESH_TOKEN``), else :class:`NothingToDo`: a typo in
+    ``--account`` would otherwise fetch an app token, store it under the typo
+    and call it valid. Where ``fetch`` allows it, an empty account gets a first
+    (app) token when that was asked for: ``--app``, or, for ``get`` only, the
+    account named ``app``, where app tokens live (and where the command goes
+    when no user logged in).
+    """
     client_id = args.client_id or os.environ.get("TWITCH_CLIENT_ID")
     if not client_id:
         raise UsageError("no client id: set TWITCH_CLIENT_ID or pass --client-id")
+    id_url = _url_from(args.id_url, "TWITCH_ID_URL")
     store = _store(args)
-    account = args.account or default_account
+    app = bool(getattr(args, "app", False))
+    seeded = bool(os.environ.get("TWITCH_ACCESS_TOKEN") or os.environ.get("TWITCH_REFRESH_TOKEN"))
+    account = args.account or default_account or ("app" if app else None)
     if account is None:
-        seeded = os.environ.get("TWITCH_ACCESS_TOKEN") or os.environ.get("TWITCH_REFRESH_TOKEN")
         # No user logged in: use the app token, rather than store one as account "user".
         account = "user" if seeded or store.load(client_id, "user") is not None else "app"
+    # `get` on the account named app fetches its first token (where the command goes when no
+    # user logged in); `token` and `validate` print or check only a token that exists, or --app.
+    asked_for_app = fetch and (app or (account == "app" and verb == "use"))
+    if verb is not None and not asked_for_app and not seeded and store.load(client_id, account) is None:
+        hint = "; add --app to fetch an app token for it" if fetch else ""
+        raise NothingToDo(f"no token to {verb}: account {account!r} of client {client_id} has none in {store!r}"
+                          f" (log in: {login_command(account)} --client-id {client_id}{hint})")
     overrides: dict[str, Any] = {"client_id": client_id, "store": store, "account": account}
-    if args.id_url:
-        overrides["id_url"] = args.id_url
+    if id_url:
+        overrides["id_url"] = id_url
     return TwitchCredentials.from_env(**overrides)
 
 
 def _auth(args: argparse.Namespace) -> TwitchAuth:
-    return TwitchAuth.from_env(credentials=_credentials(args), api_url=args.api_url)
+    credentials = _credentials(args, verb="use", fetch=True)
+    return TwitchAuth.from_env(credentials=credentials, api_url=_url_from(args.api_url, "TWITCH_API_URL"))
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -186,7 +308,8 @@ def _login(args: argparse.Namespace) -> int:
     else:
         token = credentials.login_device(scopes, replace=args.replace)
     who = f"{token.login} (user id {token.user_id})" if token.login else "an app token"
-    print(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account {credentials.account!r} in {credentials.store!r}")
+    print(printable(f"logged in: {who}, scopes {list(token.scopes) or 'none'}; stored as account"
+                    f" {credentials.account!r} in {credentials.store!r}"))
     return 0
 
 
@@ -199,13 +322,35 @@ jobs makes at most one call a minute."""
 
 
 def _token(args: argparse.Namespace) -> int:
-    credentials = _credentials(args)
+    if args.irc and args.app:
+        raise UsageError("--irc needs a user token (Twitch chat refuses app tokens); drop --app")
+    credentials = _credentials(args, verb="print", fetch=True)
     token = credentials.token
     checked = token.validated_at
     if not args.no_validate and (checked is None or not 0 <= _clock.now() - checked < TOKEN_CHECKED_WITHIN):
         credentials.validate()  # renews a dead token first; records Twitch's answer for every process
         token = credentials.stored_token() or token
+    if args.irc:
+        return _print_irc(credentials, token)
     print(token.access_token)
+    return 0
+
+
+IRC_SCOPES = ("chat:read", "chat:edit")
+"""Twitch chat over IRC reads with chat:read and sends with chat:edit
+(https://dev.twitch.tv/docs/chat/irc/#authentication)."""
+
+
+def _print_irc(credentials: TwitchCredentials, token: Token) -> int:
+    """``oauth:TOKEN``: the PASS line of Twitch's IRC interface, which IRC clients ask for in that form."""
+    if token.kind != "user":
+        raise NothingToDo(f"account {credentials.account!r} holds an app token; Twitch chat needs a user token"
+                          f" with chat:read (and chat:edit to send): {login_command(credentials.account, IRC_SCOPES)}")
+    if token.scopes and not set(IRC_SCOPES) & set(token.scopes):
+        print(f"requests-twitch: warning: the token of account {credentials.account!r} has neither chat:read nor"
+              f" chat:edit; Twitch chat will refuse it ({login_command(credentials.account)} --add-scopes"
+              f" '{' '.join(IRC_SCOPES)}')", file=sys.stderr)
+    print(f"oauth:{token.access_token}")
     return 0
 
 
@@ -237,7 +382,7 @@ def _parse_duration(text: str) -> float:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    credentials = _credentials(args)
+    credentials = _credentials(args, verb="refresh")
     stored = None
     if args.if_older is not None:
         stored = credentials.stored_token()
@@ -267,31 +412,33 @@ def _status(args: argparse.Namespace) -> int:
     store = _store(args)
     items = store.items()
     if not items:
-        print(f"no tokens in {store!r}")
+        print(f"no tokens in {printable(repr(store))}")
         return 0
     now = _clock.now()
     rows = [("CLIENT", "ACCOUNT", "KIND", "LOGIN", "SCOPES", "EXPIRES IN", "VALIDATED", "REFRESH TOKEN AGE")]
     rows += [(client, account, t.kind, t.login or "-", " ".join(t.scopes) or "-",
               "login required" if t.login_required is not None else _expires_in(t),
               _ago(t.validated_at), _age(_refresh_age(t, now))) for (client, account), t in items]
+    # What a store holds is not trusted to be text: escape sequences in an account name print escaped.
+    rows = [(*map(printable, row),) for row in rows]  # type: ignore[misc]  # same arity, escaped
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print(f"{store!r}:")
+    print(f"{printable(repr(store))}:")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     for (client, account), t in items:  # a person must act: say why, and the command
         if t.login_required is not None:
             command = login_command(account, t.scopes, app=t.kind == "app")
-            print(f"{client}/{account}: login required: {t.login_required} Run: {command} --client-id {client}")
+            print(printable(f"{client}/{account}: login required: {t.login_required} Run: {command} --client-id {client}"))
     # A public client's refresh token dies at 30 days; a monthly job that never ran in between would find the
     # grant gone. Only a client whose secret is configured here is known not to be public.
     confidential = os.environ.get("TWITCH_CLIENT_ID") if os.environ.get("TWITCH_CLIENT_SECRET") else None
     for (client, account), t in items:
         age = _refresh_age(t, now)
         if client != confidential and age is not None and age >= REFRESH_WARN_DAYS * 86400:
-            print(f"requests-twitch: warning: the refresh token of {client}/{account} is {_duration(age)} old; a"
-                  f" public client's expires at {PUBLIC_REFRESH_DAYS} days. Renew it now (requests-twitch refresh"
-                  f" --client-id {client} --account {account}), and weekly: requests-twitch refresh --if-older 20d",
-                  file=sys.stderr)
+            print(printable(f"requests-twitch: warning: the refresh token of {client}/{account} is {_duration(age)}"
+                            f" old; a public client's expires at {PUBLIC_REFRESH_DAYS} days. Renew it now"
+                            f" (requests-twitch refresh --client-id {client} --account {account}), and weekly:"
+                            " requests-twitch refresh --if-older 20d"), file=sys.stderr)
     return _check(args, store, items) if args.check else 0
 
 
@@ -310,14 +457,16 @@ def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[
         print(f"no user token of client {client_id} with a known user id to check")
         return 0
     overrides: dict[str, Any] = {"client_id": client_id, "store": store, "account": "app"}
-    if args.id_url:
-        overrides["id_url"] = args.id_url
+    id_url = _url_from(args.id_url, "TWITCH_ID_URL")
+    if id_url:
+        overrides["id_url"] = id_url
     credentials = TwitchCredentials.from_env(**overrides)  # the app token: this endpoint takes no other
     answers: dict[str, dict[str, Any]] = {}
     ids = sorted({t.user_id for _, t in users if t.user_id})
     from .session import TwitchSession  # pagination and retries: only for the commands that call Helix
 
-    with TwitchSession(auth=TwitchAuth.from_env(credentials=credentials, api_url=args.api_url)) as session:
+    api_url = _url_from(args.api_url, "TWITCH_API_URL")
+    with TwitchSession(auth=TwitchAuth.from_env(credentials=credentials, api_url=api_url)) as session:
         for start in range(0, len(ids), AUTHORIZATION_BATCH):
             batch = ids[start:start + AUTHORIZATION_BATCH]
             response = session.get("authorization/users", params=[("user_id", i) for i in batch])
@@ -329,31 +478,32 @@ def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[
         who = f"{client_id}/{account} ({t.login or t.user_id})"
         if row is None or not row.get("has_authorized"):
             differs += 1
-            print(f"{who}: Twitch says the user no longer authorizes this app; the stored token is dead."
-                  f" Log in again: requests-twitch login --account {account}")
-            continue
-        granted, stored = set(row.get("scopes") or ()), set(t.scopes)
-        if granted != stored:
-            differs += 1
-            print(f"{who}: Twitch says the user granted {' '.join(sorted(granted)) or 'no scopes'}; the store has"
-                  f" {' '.join(sorted(stored)) or 'none'}"
-                  + (f" (not in the store: {' '.join(sorted(granted - stored))})" if granted - stored else "")
-                  + (f" (no longer granted: {' '.join(sorted(stored - granted))})" if stored - granted else ""))
+            line = (f"{who}: Twitch says the user no longer authorizes this app; the stored token is dead."
+                    f" Log in again: {login_command(account)}")
         else:
-            print(f"{who}: as stored ({' '.join(sorted(stored)) or 'no scopes'})")
+            granted, stored = {str(scope) for scope in row.get("scopes") or ()}, set(t.scopes)
+            if granted != stored:
+                differs += 1
+                line = (f"{who}: Twitch says the user granted {' '.join(sorted(granted)) or 'no scopes'}; the store"
+                        f" has {' '.join(sorted(stored)) or 'none'}"
+                        + (f" (not in the store: {' '.join(sorted(granted - stored))})" if granted - stored else "")
+                        + (f" (no longer granted: {' '.join(sorted(stored - granted))})" if stored - granted else ""))
+            else:
+                line = f"{who}: as stored ({' '.join(sorted(stored)) or 'no scopes'})"
+        print(printable(line))  # names and scopes from the store and from Twitch: escaped
     return 1 if differs else 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    answer = _credentials(args).validate()
+    answer = _credentials(args, verb="validate", fetch=True).validate()
     expires = answer.get("expires_in")
-    print(f"valid: login {answer.get('login', '-')}, user id {answer.get('user_id', '-')},"
+    print(f"valid: login {printable(str(answer.get('login', '-')))}, user id {answer.get('user_id', '-')},"
           f" scopes {answer.get('scopes') or []}, expires in {_duration(expires) if expires else 'never'}")
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    credentials = _credentials(args)
+    credentials = _credentials(args, verb="revoke")  # never fetch a token only to revoke it
     credentials.revoke()
     print(f"revoked and forgot the token of account {credentials.account!r}")
     return 0
@@ -361,14 +511,29 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _logout(args: argparse.Namespace) -> int:
     credentials = _credentials(args)
-    gone = credentials.logout()
-    print(f"forgot the token of account {credentials.account!r}" if gone else f"no token for account {credentials.account!r}")
+    if not credentials.logout():
+        raise NothingToDo(f"no token to forget: account {credentials.account!r} of client {credentials.client_id}"
+                          f" has none in {credentials.store!r}")
+    print(f"forgot the token of account {credentials.account!r}")
     return 0
 
 
+def _refuse_global_flags(args: argparse.Namespace, instead: str) -> None:
+    """migrate and demo take none of the global flags: given before them, they would be silently ignored."""
+    given = [flag for flag in GLOBAL_FLAGS if getattr(args, flag[2:].replace("-", "_"), None) is not None]
+    if given:
+        raise UsageError(f"{args.command} does not take {', '.join(given)}{instead}")
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    _refuse_global_flags(args, " (it takes --from FILE and --to URL)")
+    target_location = args.target or os.environ.get("TWITCH_TOKEN_STORE")
+    if not target_location:
+        raise UsageError("migrate: where to? set TWITCH_TOKEN_STORE (the place for a URL with a password) or pass --to")
     source = JSONTokenStore(args.source or default_token_file())
-    target = open_store(args.target)
+    target = open_store(target_location)
+    if isinstance(target, JSONTokenStore) and os.path.abspath(target.path) == os.path.abspath(source.path):
+        raise UsageError(f"migrate: {source!r} is both the source and the target")
     moved, kept = move_tokens(source, target, overwrite=args.overwrite)
     print(f"moved {len(moved)} token(s) from {source!r} to {target!r};"
           " point every process at the new store (TWITCH_TOKEN_STORE)")

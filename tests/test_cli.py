@@ -333,3 +333,201 @@ def test_token_prints_only_a_token_twitch_accepted_within_the_last_minute(
     helix = requests.get(f"{fake_twitch.api_url}/users",
                          headers={"Authorization": f"Bearer {printed}", "Client-Id": fake_twitch.client_id})
     assert helix.status_code == 200  # what curl does with it works
+
+
+# -- the shell's conventions (issue 14) ---------------------------------------------------------
+
+
+def _without(env: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in names}
+
+
+def _stored_user(fake_twitch: FakeTwitch, token_file: Path, account: str = "user", **token: object) -> str:
+    user = fake_twitch.issue_user_token(**token)  # type: ignore[arg-type]
+    store_with(JSONTokenStore(token_file), fake_twitch.client_id, account, user)
+    return user.access_token
+
+
+def test_global_flags_go_before_or_after_the_subcommand_and_the_later_one_wins(
+    fake_twitch: FakeTwitch, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`requests-twitch --client-id X token`, as git and docker allow; a flag given twice: the one after wins."""
+    bare = _without(env, "TWITCH_CLIENT_ID", "TWITCH_TOKEN_FILE", "TWITCH_ID_URL", "TWITCH_API_URL")
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    common = ["--client-id", fake_twitch.client_id, "--id-url", fake_twitch.id_url]
+    first = cli(bare, *common, "--token-file", str(before), "login", "--app")
+    assert first.returncode == 0, first.stderr
+    assert JSONTokenStore(before).load(fake_twitch.client_id, "app") is not None
+    both = cli(bare, *common, "--token-file", str(before), "--account", "bot", "login", "--app",
+               "--token-file", str(after))
+    assert both.returncode == 0, both.stderr
+    assert JSONTokenStore(after).load(fake_twitch.client_id, "bot") is not None  # after wins; before kept --account
+    assert JSONTokenStore(before).load(fake_twitch.client_id, "bot") is None
+    printed = cli(bare, "--client-id", fake_twitch.client_id, "--token-file", str(after), "--account", "bot",
+                  "token", "--no-validate")
+    assert (printed.returncode, printed.stdout.strip()) == (
+        0, JSONTokenStore(after).load(fake_twitch.client_id, "bot").access_token)  # type: ignore[union-attr]
+    dead = f"http://127.0.0.1:{free_port()}/helix"
+    got = cli(bare, *common, "--token-file", str(after), "--api-url", dead, "get", "games/top", "--account", "bot",
+              "--api-url", fake_twitch.api_url)
+    assert got.returncode == 0, got.stderr
+
+
+@pytest.mark.parametrize("args", [["--store", "elsewhere.json", "migrate"], ["--account", "bot", "demo"]])
+def test_global_flags_before_a_command_that_ignores_them_are_a_usage_error(env: dict[str, str], args: list[str]) -> None:
+    result = cli(env, *args)
+    assert result.returncode == 2 and "does not take" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    """`requests-twitch get streams --all | head -1`: the first item, then a quiet exit 141 (128 + SIGPIPE)."""
+    result = subprocess.run(["bash", "-c", f"{COMMAND} get streams --all --account app | head -1;"
+                             " echo status=${PIPESTATUS[0]} >&2"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert json.loads(result.stdout) == STREAMS[0]  # 250 streams, 100 KB: more than a pipe holds
+    assert result.stderr == "status=141\n"  # no BrokenPipeError, no "Exception ignored"
+
+
+@pytest.mark.parametrize("args", [["get", "streams", "--all", "--account", "app"], ["get", "games/top", "--account", "app"],
+                                  ["token", "--app"], ["status"]])
+def test_every_command_meets_a_closed_pipe_quietly(env: dict[str, str], args: list[str]) -> None:
+    """Whatever the command prints, a reader already gone is a quiet 141, never a traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([COMMAND, *args], env=env, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def _one_line_failure(result: subprocess.CompletedProcess[str], status: int) -> str:
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    if status == 1:
+        assert result.stderr.count("\n") == 1  # one line, nothing before it
+    return last
+
+
+def test_a_dead_port_is_one_line_saying_which_origin(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    port = free_port()
+    helix = cli(env, "get", "users", "--account", "app", "--api-url", f"http://127.0.0.1:{port}/helix")
+    assert _one_line_failure(helix, 1) == f"requests-twitch: cannot reach http://127.0.0.1:{port}: connection refused"
+    oauth = cli(env, "validate", "--app", "--id-url", f"http://127.0.0.1:{port}/oauth2")
+    assert f"127.0.0.1:{port}" in _one_line_failure(oauth, 1)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://api.example/helix", "http://"])
+def test_a_bad_url_is_a_usage_error(fake_twitch: FakeTwitch, env: dict[str, str], url: str) -> None:
+    for args, variables in ((["get", "users", "--api-url", url], {}), (["--id-url", url, "token"], {}),
+                            (["get", "users"], {"TWITCH_API_URL": url}), (["validate"], {"TWITCH_ID_URL": url})):
+        result = cli({**env, **variables}, *args)
+        assert "usage:" in result.stderr and "is not an http(s) URL" in _one_line_failure(result, 2), args
+    assert sum(fake_twitch.calls.values()) == 0
+
+
+def test_no_failure_prints_a_token_or_the_secret(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    """Refusals, dead ports, bad flags: stdout and stderr carry neither the stored tokens nor the client secret."""
+    _stored_user(fake_twitch, token_file)
+    fake_twitch.disconnect("141981764")  # Twitch refuses the user's tokens from now on
+    dead = f"http://127.0.0.1:{free_port()}"
+    printed: list[str] = []
+    for args in (["validate"], ["refresh"], ["token"], ["get", "users", "--api-url", f"{dead}/helix"],
+                 ["revoke", "--id-url", f"{dead}/oauth2"], ["token", "--account", "nobody"],
+                 ["login", "--app", "--id-url", "notaurl"], ["token", "--irc", "--account", "app", "--app"]):
+        result = cli(env, *args, printed=printed)
+        assert result.returncode in (1, 2) and "Traceback" not in result.stderr, (args, result.stderr)
+    output = "\n".join(printed)
+    for secret in {*fake_twitch.issued_secrets(), fake_twitch.client_secret}:
+        assert secret not in output
+
+
+def test_a_password_in_a_store_url_is_warned_about_and_never_echoed(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path, tmp_path: Path
+) -> None:
+    """Every local user can read a command line (/proc/PID/cmdline): the password belongs in TWITCH_TOKEN_STORE."""
+    url = f"redis://:hunter2-in-argv@127.0.0.1:{free_port()}/0"  # nobody listens: the store's error follows
+    for args in (["status", "--store", url], ["--store", url, "token"], ["migrate", "--to", url]):
+        result = cli(env, *args)
+        assert "warning" in result.stderr and "TWITCH_TOKEN_STORE" in result.stderr, args
+        assert "hunter2" not in result.stdout + result.stderr
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+    from_env = cli({**env, "TWITCH_TOKEN_STORE": url}, "status")
+    assert from_env.returncode == 1 and "warning" not in from_env.stderr and "hunter2" not in from_env.stderr
+    # migrate needs no URL on the command line: --to defaults to TWITCH_TOKEN_STORE
+    _stored_user(fake_twitch, token_file)
+    target = tmp_path / "target.json"
+    moved = cli({**env, "TWITCH_TOKEN_STORE": str(target)}, "migrate")
+    assert moved.returncode == 0, moved.stderr
+    assert JSONTokenStore(target).load(fake_twitch.client_id, "user") is not None
+    assert cli(_without(env, "TWITCH_TOKEN_STORE"), "migrate").returncode == 2
+
+
+def test_status_prints_control_characters_escaped(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    """A stored name is not trusted text: a terminal escape in it must not reach the terminal of whoever looks."""
+    evil_account = "bot\x1b]0;owned\x07\x1b[2J"
+    evil_login = "name\x9b31m\u202egnp.exe"
+    store = JSONTokenStore(token_file)
+    user = fake_twitch.issue_user_token(user_id="7", login=evil_login)
+    store_with(store, fake_twitch.client_id, evil_account, user)
+    result = cli(env, "status")
+    assert result.returncode == 0, result.stderr
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in result.stdout + result.stderr
+    assert "bot\\x1b]0;owned\\x07\\x1b[2J" in result.stdout and "name\\x9b31m\\u202egnp.exe" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "owned" in line)
+    assert row.split()[:2] == [fake_twitch.client_id, "bot\\x1b]0;owned\\x07\\x1b[2J"]  # the table still lines up
+
+
+@pytest.mark.parametrize("args", [["validate"], ["token"], ["revoke"], ["refresh"], ["get", "users"], ["logout"]])
+def test_an_empty_account_is_said_and_nothing_is_fetched(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path, args: list[str]
+) -> None:
+    """`validate --account <typo>` used to fetch an app token, store it under the typo and say "valid"."""
+    _stored_user(fake_twitch, token_file)  # a real account next to the typo
+    before = JSONTokenStore(token_file).items()
+    result = cli(env, *args, "--account", "uesr")
+    assert "'uesr'" in _one_line_failure(result, 1) and result.stdout == ""
+    assert sum(fake_twitch.calls.values()) == 0
+    assert JSONTokenStore(token_file).items() == before
+
+
+@pytest.mark.parametrize("verb", ["token", "validate", "revoke"])
+def test_an_empty_store_mints_nothing_without_app(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path, verb: str
+) -> None:
+    """With no token stored at all, `token`/`validate`/`revoke` say so; only --app (or `get`) fetches an app token."""
+    result = cli(env, verb)
+    assert "--app" in _one_line_failure(result, 1) or verb == "revoke"
+    assert result.stdout == "" and sum(fake_twitch.calls.values()) == 0
+    assert JSONTokenStore(token_file).items() == []
+
+
+def test_app_fetches_an_app_token_for_an_empty_account(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """--app is how to ask for a client-credentials token; the account named app (the default with no user) works as before."""
+    validated = cli(env, "validate", "--app", "--account", "bot")
+    assert validated.returncode == 0 and "valid" in validated.stdout, validated.stderr
+    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "bot").kind == "app"  # type: ignore[union-attr]
+    printed = cli(env, "token", "--app")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == JSONTokenStore(token_file).load(fake_twitch.client_id, "app").access_token  # type: ignore[union-attr]
+    assert cli(env, "revoke", "--app", "--account", "other").returncode == 1  # revoke never fetches
+    assert fake_twitch.calls["client_credentials"] == 2
+
+
+def test_token_irc_prints_the_chat_password_form(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    """IRC clients (twitch-tui, RuneLite's chat plugin) ask for oauth:TOKEN, a user token with chat scopes."""
+    access = _stored_user(fake_twitch, token_file, scopes=["chat:read", "chat:edit"])
+    irc = cli(env, "token", "--irc")
+    assert (irc.returncode, irc.stdout, irc.stderr) == (0, f"oauth:{access}\n", "")
+    assert cli(env, "login", "--app").returncode == 0
+    app = cli(env, "token", "--irc", "--account", "app")
+    assert "app token" in _one_line_failure(app, 1) and app.stdout == ""
+    assert cli(env, "token", "--irc", "--app").returncode == 2
+    _stored_user(fake_twitch, token_file, account="reader", scopes=["user:read:email"])
+    unchatty = cli(env, "token", "--irc", "--account", "reader")
+    assert unchatty.returncode == 0 and unchatty.stdout.startswith("oauth:") and "chat:read" in unchatty.stderr
