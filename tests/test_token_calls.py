@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import socket
 import ssl
@@ -208,7 +209,7 @@ def tls_token_endpoint(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             try:
                 conn.settimeout(10)
                 with tls.wrap_socket(conn, server_side=True) as wrapped:
-                    wrapped.recv(65536)
+                    read_request(wrapped)  # all of it: closing with unread bytes would reset the answer
                     wrapped.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
                                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             except (OSError, ssl.SSLError):  # a client that refused the certificate
@@ -220,6 +221,23 @@ def tls_token_endpoint(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     stopped.set()
     thread.join(10)
     listener.close()
+
+
+def read_request(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int((re.search(rb"(?im)^content-length:\s*(\d+)", head) or [b"", b"0"])[1])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + body
 
 
 def test_the_sessions_verify_decides_which_certificate_a_token_call_trusts(
