@@ -17,14 +17,21 @@ __all__ = ["AfterReplay", "KeepReplayed401", "hooks_after_replay", "replayed"]
 
 
 def replayed(request: requests.PreparedRequest, handle_401: Any) -> bool:
-    """Whether ``request`` was replayed already (or is a replay, or a redirect of one): it lost ``handle_401``.
+    """Whether ``request`` was replayed already (or is a replay, or a redirect of one): it lost ``handle_401``
+    and carries a :class:`KeepReplayed401`.
 
     The mark travels with the request and every copy requests makes of it,
-    never on the auth object that many threads share.
+    never on the auth object that many threads share. A request with neither
+    (no hooks at all) is not the one that was sent but one a transport rebuilt:
+    betamax answers with the request as its cassette holds it, hooks lost. The
+    hook that is running was in the sent request's hooks, so that request was
+    not replayed.
     """
     hooks = getattr(request, "hooks", None)
     response_hooks = hooks.get("response") if isinstance(hooks, Mapping) else None
-    return not isinstance(response_hooks, list) or handle_401 not in response_hooks
+    if not isinstance(response_hooks, list):
+        return True  # nothing known of it: leave the response alone
+    return handle_401 not in response_hooks and any(isinstance(h, KeepReplayed401) for h in response_hooks)
 
 
 def hooks_after_replay(hooks: Mapping[str, Any], handle_401: Any, keep: KeepReplayed401) -> dict[str, Any]:

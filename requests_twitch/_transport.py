@@ -13,11 +13,12 @@ and ``Cutoff(deadline)`` (docs/single-flight.md#deadlines-and-connections):
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import requests
 import urllib3
@@ -27,10 +28,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
-__all__ = ["Cutoff", "never_sent", "token_call_session"]
+__all__ = ["Cutoff", "lender", "lending", "never_sent", "token_call_session"]
 
 
-def token_call_session() -> requests.Session:
+def token_call_session(source: requests.Session | None = None, url: str | None = None) -> requests.Session:
     """A plain session for one token call, with retries only where they are surely safe.
 
     urllib3 retries a connection that could not be established (the request
@@ -38,15 +39,75 @@ def token_call_session() -> requests.Session:
     refresh may have been applied, and a single-use refresh token may be spent.
     Made for each call and closed after it, so that no call goes out on a
     pooled connection the server may be closing at that moment.
+
+    With ``source`` (``TwitchCredentials(session=...)``, or the TwitchSession
+    whose request needs the call), the call takes that session's transport
+    settings as they are now: ``proxies``, ``verify``, ``cert``, ``trust_env``,
+    and the adapter mounted for ``url`` (docs/token-calls.md). Never its auth,
+    headers, cookies or hooks: a token call must not recurse into the auth that
+    asked for it. An :class:`~requests.adapters.HTTPAdapter` (any subclass,
+    :class:`~requests_twitch.retry.TwitchAdapter` included) is a urllib3
+    transport: the call gets this module's adapter instead, so that no retry
+    policy of the user's re-sends a refresh, and the connection is the call's
+    own. Any other adapter (betamax's, requests-mock's ``Adapter``, a custom
+    transport) is what the user mounted in place of the network, and is used
+    as it is.
     """
-    session = requests.Session()
+    session = _TokenCallSession()
     retry = Retry(total=None, connect=2, read=False, redirect=0, status=0, other=0, backoff_factor=0.2)
     adapter = _TokenCallAdapter(max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # A no-op auth: otherwise requests looks up ~/.netrc and may add Basic auth.
     session.auth = _no_auth
+    if source is not None:
+        session.trust_env = source.trust_env
+        session.proxies = dict(source.proxies or {})
+        session.verify = source.verify
+        session.cert = source.cert
+        if url is not None:
+            try:
+                theirs = source.get_adapter(url)
+            except requests.exceptions.InvalidSchema:
+                theirs = None
+            if theirs is not None and not isinstance(theirs, HTTPAdapter):
+                session.mount(url, theirs)  # the longest prefix: this URL's calls go to it
     return session
+
+
+class _TokenCallSession(requests.Session):
+    """The session of one token call: closing it closes the adapter made for the call, never one it borrowed."""
+
+    def close(self) -> None:
+        for adapter in self.adapters.values():
+            if isinstance(adapter, _TokenCallAdapter):
+                adapter.close()
+
+
+_LENDER: contextvars.ContextVar[requests.Session | None] = contextvars.ContextVar(
+    "requests_twitch_lender", default=None
+)
+"""The session whose request is being prepared or sent in this thread: token calls made for it borrow its transport."""
+
+
+@contextlib.contextmanager
+def lending(session: requests.Session) -> Iterator[None]:
+    """Token calls made inside this block, for credentials without a session of their own, borrow ``session``'s.
+
+    A context variable, not an attribute: one TwitchCredentials may serve
+    several sessions in several threads at once, and each call must borrow
+    from the session whose request needed it.
+    """
+    context = _LENDER.set(session)
+    try:
+        yield
+    finally:
+        _LENDER.reset(context)
+
+
+def lender() -> requests.Session | None:
+    """The session token calls made now borrow the transport of (None: none, a plain one)."""
+    return _LENDER.get()
 
 
 def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -139,12 +200,34 @@ class _CutoffHTTPSConnection(HTTPSConnection):
 class _CutoffHTTPConnectionPool(HTTPConnectionPool):
     ConnectionCls = _CutoffHTTPConnection
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _keep_patched(self, HTTPConnectionPool, HTTPConnection)
+
 
 class _CutoffHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _CutoffHTTPSConnection
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _keep_patched(self, HTTPSConnectionPool, HTTPSConnection)
 
-_CUTOFF_POOLS = {"http": _CutoffHTTPConnectionPool, "https": _CutoffHTTPSConnectionPool}
+
+def _keep_patched(pool: HTTPConnectionPool, base: type[HTTPConnectionPool], stock: type[HTTPConnection]) -> None:
+    """Use the connection class patched into urllib3's pool, if someone patched one in.
+
+    A recorder such as vcrpy swaps ``HTTPConnectionPool.ConnectionCls`` for its
+    own stub while a cassette is in use; a subclass that names its own class
+    would escape it, and a refresh recorded in a test could not be replayed
+    offline. The deadline then holds only as far as the stub's connection
+    keeps it (a replay opens none).
+    """
+    patched = base.ConnectionCls
+    if patched is not stock:
+        pool.ConnectionCls = patched
+
+
+_CUTOFF_POOLS: dict[str, type] = {"http": _CutoffHTTPConnectionPool, "https": _CutoffHTTPSConnectionPool}
 
 
 class _TokenCallAdapter(HTTPAdapter):

@@ -12,6 +12,8 @@ import logging
 import os
 from typing import Any, Iterable
 
+import requests
+
 from . import _clock, login
 from .exceptions import AccountInUse, MissingScopes, TokenRefreshError, TwitchAuthError
 from .keeper import OnRefresh, OnRefreshFailure, TokenKeeper
@@ -73,6 +75,13 @@ class TwitchCredentials:
         validate_every: seconds between checks of the token at Twitch's
             ``/validate`` (Twitch requires one at start and hourly); one check
             serves every process sharing the store. None turns them off.
+        session: the :class:`requests.Session` every call to id.twitch.tv
+            goes through (token, refresh, validate, revoke, device, code):
+            its ``proxies``, ``verify``, ``cert``, ``trust_env`` and mounted
+            adapters, as they are at the time of each call; never its auth,
+            headers or hooks. None: a :class:`~requests_twitch.TwitchSession`
+            lends its own for the calls its requests need, other calls use
+            requests' defaults (docs/token-calls.md).
 
     Example:
         ::
@@ -98,6 +107,7 @@ class TwitchCredentials:
         id_url: str = DEFAULT_ID_URL,
         validate_every: float | None = VALIDATE_EVERY,
         require_scopes: Iterable[str] = (),
+        session: requests.Session | None = None,
     ) -> None:
         # Secrets stay out of this frame's locals, and the seed's (it may be stored).
         client_secret, access_token, refresh_token = map(Redacted.of, (client_secret, access_token, refresh_token))
@@ -105,6 +115,8 @@ class TwitchCredentials:
             raise ValueError("client_id must be a non-empty string")
         if store is not None and token_file is not None:
             raise TypeError("pass token_file or store, not both")
+        if session is not None and not isinstance(session, requests.Session):
+            raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
         if store is None:
             store = open_store() if token_file is None else JSONTokenStore(token_file)
         self.client_id = client_id
@@ -116,7 +128,7 @@ class TwitchCredentials:
         seeded = access_token is not None or refresh_token is not None
         scope_tuple = tuple(scopes or ())
         self._keeper = TokenKeeper(
-            OAuthClient(client_id, client_secret, id_url=id_url),
+            OAuthClient(client_id, client_secret, id_url=id_url, session=session),
             store,
             account or ("user" if seeded else "app"),
             seed=None if access_token is None else Token(access_token, refresh_token=refresh_token, scopes=scope_tuple),
@@ -170,6 +182,11 @@ class TwitchCredentials:
     def store(self) -> TokenStore:
         """Where the token lives."""
         return self._keeper.store
+
+    @property
+    def session(self) -> requests.Session | None:
+        """The session the calls to id.twitch.tv borrow proxies, TLS settings and adapters from (None: see ``session=``)."""
+        return self._keeper.oauth.session
 
     @property
     def on_refresh(self) -> OnRefresh | None:

@@ -10,7 +10,9 @@ key, and ``scope``/``expires_in`` come in several shapes
 
 Every token call ends within :data:`DEADLINE` (30 s), answered or not, and
 goes out on a connection of its own, never a pooled one
-(docs/single-flight.md#deadlines-and-connections).
+(docs/single-flight.md#deadlines-and-connections). With a ``session`` (or
+inside a TwitchSession's request), a call takes that session's proxies, TLS
+settings and mounted test doubles, never its auth (docs/token-calls.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Iterable, Mapping
 import requests
 
 from . import _clock
-from ._transport import Cutoff, never_sent, token_call_session
+from ._transport import Cutoff, lender, never_sent, token_call_session
 from .exceptions import LoginRequired, TokenRefreshError, TwitchAuthError
 from .token import Kind, Redacted, Token
 
@@ -107,6 +109,10 @@ class OAuthClient:
         id_url: the OAuth base URL (``https://id.twitch.tv/oauth2``).
         timeout: (connect, read) seconds for each connection attempt and each read.
         deadline: seconds each call may take in all (default :data:`DEADLINE`, 30 s).
+        session: the :class:`requests.Session` whose transport settings (proxies,
+            ``verify``, ``cert``, ``trust_env``, mounted adapters) every call uses;
+            None: those of the TwitchSession whose request makes the call, else
+            requests' defaults (docs/token-calls.md).
     """
 
     def __init__(
@@ -117,8 +123,10 @@ class OAuthClient:
         id_url: str = DEFAULT_ID_URL,
         timeout: tuple[float, float] = TIMEOUT,
         deadline: float = DEADLINE,
+        session: requests.Session | None = None,
     ) -> None:
         self.client_id = client_id
+        self.session = session
         self._client_secret = client_secret
         self.id_url = id_url.rstrip("/")
         self.timeout = timeout
@@ -251,7 +259,8 @@ class OAuthClient:
         """
         url = f"{self.id_url}/{path}"
         failure = None
-        with token_call_session() as session, Cutoff(self.deadline) as cutoff:
+        source = self.session if self.session is not None else lender()
+        with token_call_session(source, url) as session, Cutoff(self.deadline) as cutoff:
             try:
                 # Connection: close: the server may close it after answering;
                 # the connection is this call's own either way.
@@ -266,6 +275,13 @@ class OAuthClient:
                 )
             except requests.RequestException as exc:
                 failure = self._failure(exc, url, what, form, cutoff)
+            except Exception as exc:  # noqa: BLE001 (a mounted transport's own error: requests-mock's NoMockAddress...)
+                # Not requests' own: nothing says whether the request reached
+                # Twitch, so it may have been applied (fail closed).
+                failure = TokenRefreshError(
+                    f"the request for {what} to {url} failed ({_reason(exc, form)}). It may have been applied:"
+                    " if the next try gets 'Invalid refresh token', the user must log in again."
+                )
         if failure is not None:
             # Raised outside the handler, so that it chains nothing: the frames
             # of requests and urllib3 hold the form body in their locals, and

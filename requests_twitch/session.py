@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ._transport import lending
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
 from .retry import TwitchAdapter, TwitchRetry
@@ -46,6 +47,10 @@ class TwitchSession(requests.Session):
       once for idempotent methods; connection errors are retried where that
       is safe. ``ratelimit`` holds the last rate-limit
       headers (None before the first answer).
+    - The calls to id.twitch.tv its requests need (a first token, a renewal,
+      the hourly ``/validate``) go out with this session's ``proxies``,
+      ``verify``, ``cert``, ``trust_env`` and mounted adapters, unless its
+      credentials have a ``session=`` of their own (docs/token-calls.md).
 
     Args:
         client_id: passed to :class:`TwitchAuth`, with ``client_secret`` and
@@ -118,7 +123,14 @@ class TwitchSession(requests.Session):
         url = request.url
         if isinstance(url, str) and "://" not in url.split("?", 1)[0] and not url.startswith("//"):
             request.url = self.base_url + url.lstrip("/")
-        return super().prepare_request(request)
+        with lending(self):  # the auth may fetch, renew or validate the token here
+            return super().prepare_request(request)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        # A 401's renewal runs in the response hooks: its token calls borrow this
+        # session's proxies, TLS settings and adapters as they are now (docs/token-calls.md).
+        with lending(self):
+            return super().send(request, **kwargs)
 
     def _remember_ratelimit(self, r: requests.Response, **kwargs: Any) -> None:
         headers = r.headers
