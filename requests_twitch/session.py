@@ -66,6 +66,11 @@ class TwitchSession(requests.Session):
 
     auth: TwitchAuth
 
+    # requests.Session pickles only the attributes named here: without ours, a
+    # copy sent to a process pool (FuturesSession(executor=ProcessPoolExecutor()),
+    # pool.map) would lose its base URL (docs/tools.md#process-pools).
+    __attrs__ = [*requests.Session.__attrs__, "base_url", "ratelimit"]
+
     def __init__(
         self,
         client_id: str | None = None,
@@ -97,7 +102,6 @@ class TwitchSession(requests.Session):
         adapter = TwitchAdapter(TwitchRetry(rate_limit_retries=rate_limit_retries, max_wait=max_wait))
         self.mount("https://", adapter)
         self.mount("http://", adapter)
-        self.hooks["response"].append(self._remember_ratelimit)
 
     def __repr__(self) -> str:
         # getattr: repr'd in the locals of a traceback of __init__ too.
@@ -120,7 +124,19 @@ class TwitchSession(requests.Session):
             request.url = self.base_url + url.lstrip("/")
         return super().prepare_request(request)
 
-    def _remember_ratelimit(self, r: requests.Response, **kwargs: Any) -> None:
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send as requests does, then record the answer's rate-limit headers in :attr:`ratelimit`.
+
+        Here rather than in a response hook: a per-request ``hooks=`` replaces
+        the session's hooks (``requests.merge_hooks``), and ``ratelimit`` would
+        silently stop updating. Redirects and TwitchAuth's replay happen inside
+        ``super().send()``: the response recorded is the final one.
+        """
+        response = super().send(request, **kwargs)
+        self._remember_ratelimit(response)
+        return response
+
+    def _remember_ratelimit(self, r: requests.Response) -> None:
         headers = r.headers
         if "Ratelimit-Remaining" not in headers:
             return
