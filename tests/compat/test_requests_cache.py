@@ -81,3 +81,22 @@ def test_the_mixin_drops_twitch_session_keyword_arguments(
         assert s.base_url == DEFAULT_API_URL + "/" and s.auth.api_url == DEFAULT_API_URL
         assert s.credentials.store.location == str(tmp_path / "default.json")
     assert sum(fake_twitch.calls.values()) == 0
+
+
+def test_the_cache_on_disk_holds_no_live_token(fake_twitch: FakeTwitch, seeded: Seeded, tmp_path: Path) -> None:
+    """requests-cache redacts ``Authorization`` of the request it stores (its default ``ignored_parameters``).
+    It does not redact the requests of ``history``: the replayed 401 keeps the access token Twitch called
+    dead at ``/validate`` before the replay (docs/tools.md says so). No live token, no refresh token."""
+    auth, user = seeded()
+    with CachedSession(str(tmp_path / "cache"), backend="sqlite") as s:
+        s.auth = auth
+        assert s.get(f"{fake_twitch.api_url}/users").status_code == 200
+        fake_twitch.expire_tokens()
+        r = s.get(f"{fake_twitch.api_url}/users", params={"login": "twitchdev"})
+        assert r.status_code == 200 and len(r.history) == 1
+        assert s.get(f"{fake_twitch.api_url}/users", params={"login": "twitchdev"}).from_cache
+        renewed = auth.credentials.token
+    assert fake_twitch.calls["validate"] >= 2  # the start's check, and the one that called the old token dead
+    cache = (tmp_path / "cache.sqlite").read_bytes()
+    for secret in (user.refresh_token, renewed.access_token, renewed.refresh_token):
+        assert secret and str(secret).encode() not in cache

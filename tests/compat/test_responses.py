@@ -111,3 +111,12 @@ def test_a_script_tested_with_only_its_own_calls_passes(tmp_path: Path, caplog: 
         assert s.get("users").json()["data"] == [USER]
     assert any("could not validate" in record.getMessage() for record in caplog.records)
     assert "access-1" not in caplog.text and "refresh-1" not in caplog.text
+
+
+@responses.activate
+def test_my_script(tmp_path: Path) -> None:
+    """The example of docs/tools.md, as written there."""
+    responses.get("https://api.twitch.tv/helix/users", json={"data": [{"id": "141981764", "login": "twitchdev"}]})
+    s = TwitchSession("my-client-id", access_token="a-token", refresh_token="a-refresh-token",
+                      token_file=tmp_path / "tokens.json")
+    assert s.get("users").json()["data"][0]["login"] == "twitchdev"
