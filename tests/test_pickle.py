@@ -28,7 +28,6 @@ from requests_twitch import (
     RedisTokenStore,
     Token,
     TokenStoreError,
-    TwitchAuth,
     TwitchSession,
 )
 from requests_twitch.testing import FakeTwitch
@@ -176,9 +175,3 @@ def test_a_renewed_pair_the_store_refused_stays_in_its_process(
     assert session.get("users").status_code == 200
     assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
-
-def test_the_auth_alone_crosses_too(fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path) -> None:
-    auth: TwitchAuth = pickle.loads(pickle.dumps(make_auth()))
-    session = TwitchSession(auth=auth)
-    assert session.get("games/top").status_code == 200
-    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "app") is not None
