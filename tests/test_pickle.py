@@ -175,3 +175,32 @@ def test_a_renewed_pair_the_store_refused_stays_in_its_process(
     assert session.get("users").status_code == 200
     assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
+
+
+def test_a_refresh_token_seed_sent_to_racing_workers_is_spent_once(
+    fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
+) -> None:
+    """A seed crosses with the credentials, but a shared store decides: the first worker to hold its lock
+    trades the refresh token, and every other one (the parent too) takes the pair it saved."""
+    user = fake_twitch.issue_user_token()
+    session = TwitchSession(auth=make_auth(refresh_token=user.refresh_token))  # nothing stored yet
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context, initializer=_set_go, initargs=(go,)) as pool:
+        futures = [pool.submit(get_together, session, "users") for _ in range(8)]
+        go.set()
+        assert [f.result(DEADLINE)[0] for f in futures] == [200] * 8
+    assert session.get("users").status_code == 200
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+
+
+def test_a_redis_store_on_a_client_pickles_as_how_to_connect(redis_url: str, redis_prefix: str) -> None:
+    import redis
+
+    store = RedisTokenStore(redis.Redis.from_url(redis_url), prefix=redis_prefix)
+    copy_: RedisTokenStore = pickle.loads(pickle.dumps(store))
+    assert copy_.client is not store.client and repr(copy_) == repr(store)
+    with copy_.lock():
+        copy_.save("client", "bot", Token("abc"))
+    saved = store.load("client", "bot")
+    assert saved is not None and saved.access_token == "abc"
