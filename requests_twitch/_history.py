@@ -84,9 +84,12 @@ class AfterReplay(requests.Response):
         adopted.history = history
         return adopted
 
+    # Kept under the instance's own "history" key: the property wins while the class is
+    # this one, and a response whose class is swapped still has its history
+    # (requests-cache's CachedSession makes it an OriginalResponse by assigning __class__).
     @property
     def history(self) -> list[requests.Response]:
-        history: list[requests.Response] = self.__dict__["_history"]
+        history: list[requests.Response] = self.__dict__["history"]
         return history
 
     @history.setter
@@ -96,4 +99,4 @@ class AfterReplay(requests.Response):
         if unauthorized is not None and not any(h is unauthorized for h in responses):
             at = next((i for i, h in enumerate(responses) if h is self._after), len(responses))
             responses.insert(at, unauthorized)
-        self.__dict__["_history"] = responses
+        self.__dict__["history"] = responses

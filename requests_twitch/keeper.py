@@ -177,8 +177,12 @@ class TokenKeeper:
 
     def __getstate__(self) -> dict[str, Any]:
         # Picklable for process pools: a lock cannot cross, the next renewal makes one;
-        # a lock kept for an unsaved token stays with the process that keeps it.
-        return {**self.__dict__, "_flight": None, "_keeping": None}
+        # a lock kept for an unsaved token stays with the process that keeps it. So does
+        # the unsaved token itself: it may hold the only live refresh token, which two
+        # processes must never both hold (twitchdev/issues#903). The copy is one more
+        # process of the store: it waits behind the kept lock, fails closed, and reads
+        # the token from the store once the original saved it (docs/tools.md#process-pools).
+        return {**self.__dict__, "_flight": None, "_keeping": None, "unsaved": None, "_retry_save_at": 0.0}
 
     def renewable(self, token: Token | None) -> bool:
         """Whether a token to replace ``token`` can be had (or a first one, for None)."""

@@ -131,8 +131,13 @@ class TwitchAdapter(HTTPAdapter):
 
     def __init__(self, retry: TwitchRetry) -> None:
         super().__init__(max_retries=retry)
-        # Connection errors only: retrying a status would resend an exhausted generator.
-        self._once = HTTPAdapter(max_retries=Retry(total=None, connect=2, read=False, status=0, other=0))
+        self._once = _once_adapter()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # HTTPAdapter pickles only its __attrs__ (max_retries, the TwitchRetry, is one):
+        # a copy in a process pool needs its adapter for unrewindable bodies again.
+        super().__setstate__(state)
+        self._once = _once_adapter()
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         body = request.body
@@ -143,3 +148,11 @@ class TwitchAdapter(HTTPAdapter):
     def close(self) -> None:
         super().close()
         self._once.close()
+
+
+def _once_adapter() -> HTTPAdapter:
+    """The adapter of a body that cannot be sent twice: connection errors only are retried.
+
+    Retrying a status would resend an exhausted generator.
+    """
+    return HTTPAdapter(max_retries=Retry(total=None, connect=2, read=False, status=0, other=0))

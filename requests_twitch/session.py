@@ -71,6 +71,11 @@ class TwitchSession(requests.Session):
 
     auth: TwitchAuth
 
+    # requests.Session pickles only the attributes named here: without ours, a
+    # copy sent to a process pool (FuturesSession(executor=ProcessPoolExecutor()),
+    # pool.map) would lose its base URL (docs/tools.md#process-pools).
+    __attrs__ = [*requests.Session.__attrs__, "base_url", "ratelimit"]
+
     def __init__(
         self,
         client_id: str | None = None,
@@ -102,7 +107,6 @@ class TwitchSession(requests.Session):
         adapter = TwitchAdapter(TwitchRetry(rate_limit_retries=rate_limit_retries, max_wait=max_wait))
         self.mount("https://", adapter)
         self.mount("http://", adapter)
-        self.hooks["response"].append(self._remember_ratelimit)
 
     def __repr__(self) -> str:
         # getattr: repr'd in the locals of a traceback of __init__ too.
@@ -127,12 +131,23 @@ class TwitchSession(requests.Session):
             return super().prepare_request(request)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        # A 401's renewal runs in the response hooks: its token calls borrow this
-        # session's proxies, TLS settings and adapters as they are now (docs/token-calls.md).
-        with lending(self):
-            return super().send(request, **kwargs)
+        """Send as requests does, then record the answer's rate-limit headers in :attr:`ratelimit`.
 
-    def _remember_ratelimit(self, r: requests.Response, **kwargs: Any) -> None:
+        A 401's renewal runs in the response hooks inside ``super().send()``:
+        its token calls borrow this session's proxies, TLS settings and
+        adapters as they are now (docs/token-calls.md). The rate limits are
+        recorded here rather than in a response hook: a per-request ``hooks=``
+        replaces the session's hooks (``requests.merge_hooks``), and
+        ``ratelimit`` would silently stop updating. Redirects and TwitchAuth's
+        replay happen inside ``super().send()``: the response recorded is the
+        final one.
+        """
+        with lending(self):
+            response = super().send(request, **kwargs)
+        self._remember_ratelimit(response)
+        return response
+
+    def _remember_ratelimit(self, r: requests.Response) -> None:
         headers = r.headers
         if "Ratelimit-Remaining" not in headers:
             return

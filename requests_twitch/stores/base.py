@@ -21,7 +21,7 @@ import abc
 import contextlib
 import os
 import threading
-from typing import Hashable, Iterable, Iterator, Mapping
+from typing import Any, Hashable, Iterable, Iterator, Mapping
 
 from .. import _clock
 from ..exceptions import TokenStoreError
@@ -74,6 +74,15 @@ class TokenStore(abc.ABC):
         self._holders: dict[tuple[int, int], object] = {}
         # (pid, handle) of a lock this process keeps past its holder's with block (see keep()).
         self._kept: tuple[int, object] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A store pickles as where it is, for a process pool: the copy re-opens the same file or Redis.
+
+        No lock and no cache cross: a lock belongs to the process (and thread)
+        that took it, and the copy reads the store afresh. Processes share the
+        single flight through the store itself (docs/tools.md#process-pools).
+        """
+        return {**self.__dict__, "_cache": {}, "_holders": {}, "_kept": None}
 
     # -- what a backend implements ------------------------------------------
 

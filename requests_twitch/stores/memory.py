@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Hashable
+from typing import Hashable, NoReturn
 
 from ..token import Token
 from .base import TokenStore
@@ -34,6 +34,17 @@ class MemoryTokenStore(TokenStore):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+    def __getstate__(self) -> NoReturn:
+        # A copy (pickled into a process pool, or copy.deepcopy) would hold the same
+        # single-use refresh token as this store, behind a lock of its own: two holders
+        # could both spend it, and Twitch revokes the whole grant on the second
+        # (twitchdev/issues#903). Fail closed, and say what shares safely.
+        raise TypeError(
+            "a MemoryTokenStore cannot be pickled or copied: the copy and the original would each hold the same"
+            " single-use refresh token, and both could spend it. For process pools, use a store every process"
+            " re-opens and shares: a token file (token_file=... or JSONTokenStore) or a RedisTokenStore."
+        )
 
     def version(self) -> Hashable:
         return self._version

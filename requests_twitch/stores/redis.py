@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 from typing import TYPE_CHECKING, Any, Hashable, Iterator, Union
 
 from .. import _clock
@@ -141,6 +142,28 @@ class RedisTokenStore(TokenStore):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as how to connect (a redis-py client cannot cross processes): the copy opens its own pool."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None:
+            raise TypeError(
+                f"a RedisTokenStore on a {type(self.client).__name__} client cannot be pickled: build it in each"
+                " process (a process pool's initializer), or give the store a redis.Redis client or a URL"
+            )
+        state = {k: v for k, v in super().__getstate__().items() if k not in ("client", "_write", "_lengthen")}
+        state["_pool"] = (type(pool), pool.connection_class, pool.max_connections, _portable(pool.connection_kwargs))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import redis
+
+        pool_class, connection_class, max_connections, connection_kwargs = state.pop("_pool")
+        self.__dict__.update(state)
+        pool = pool_class(connection_class=connection_class, max_connections=max_connections, **connection_kwargs)
+        self.client = redis.Redis(connection_pool=pool)
+        self._write = self.client.register_script(_FENCED_WRITE)
+        self._lengthen = self.client.register_script(LENGTHEN)
 
     # -- reading ------------------------------------------------------------
     # A token's JSON is held as a _Secret from the moment Redis returns it, so
@@ -338,6 +361,24 @@ def _script_args(lease_token: bytes, pairs: list[tuple[str, _Secret | None]]) ->
     for field, secret in pairs:
         args += [field, "" if secret is None else secret.value]
     return args
+
+
+def _portable(connection_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A pool's connection arguments, without the per-pool machinery redis-py adds itself.
+
+    redis-py 6+ puts objects of its own that hold locks among them (a
+    maintenance-notifications handler, a registry); a new pool makes its own.
+    Anything else that does not pickle (a user's object) still fails, loudly.
+    """
+    portable = {}
+    for name, value in connection_kwargs.items():
+        if type(value).__module__.split(".", 1)[0] == "redis":
+            try:
+                pickle.dumps(value)
+            except (TypeError, AttributeError, pickle.PicklingError):
+                continue
+        portable[name] = value
+    return portable
 
 
 def _field(client_id: str, account: str) -> str:
