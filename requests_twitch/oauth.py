@@ -268,8 +268,8 @@ class OAuthClient:
                     method,
                     url,
                     data=form.encoded or None,
-                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close",
-                             **form.headers},
+                    headers={**({"Content-Type": _FORM} if form.encoded else {}), "Connection": "close"},
+                    auth=form,  # adds the form's own headers: see _Form.__call__
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -345,6 +345,18 @@ class _Form:
 
     def __repr__(self) -> str:
         return "<form: redacted>"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the form's headers to the prepared request, as a requests auth does.
+
+        Not through ``headers=``: requests 2.28.0 to 2.28.2 refuse a str
+        subclass there (psf/requests#6232, fixed in 2.29.0), and the headers
+        hold :class:`Redacted` secrets. An auth's headers are set after that
+        check. Being the call's auth, it also keeps requests from adding
+        ``~/.netrc`` credentials.
+        """
+        request.headers.update(self.headers)
+        return request
 
     def redact(self, text: str) -> str:
         """Remove every secret of the form from ``text``, as it is and as a form encodes it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
 from urllib.parse import urlsplit
 
@@ -327,4 +328,13 @@ def _progress_bar(path: str, total: int | None) -> Any:
     except ImportError:
         log.debug("progress=True, but tqdm is not installed: pip install 'requests-twitch[progress]'")
         return None
+    notebook = sys.modules.get("tqdm.notebook")
+    if notebook is not None and getattr(notebook, "IProgress", 1) is None and issubclass(tqdm, notebook.tqdm):
+        # tqdm before 4.63 picks its notebook bar in Jupyter even without ipywidgets,
+        # and that bar raises ImportError when built (tqdm/tqdm#1082); later ones fall
+        # back to the text bar, and so does this.
+        log.debug("progress=True in a notebook without ipywidgets: a text bar (pip install ipywidgets for a widget)")
+        from tqdm.std import tqdm as text_bar
+
+        return text_bar(total=total, desc=path, unit=" items")
     return tqdm(total=total, desc=path, unit=" items")
