@@ -75,27 +75,27 @@ def pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.ProcessP
 def test_a_pickled_session_keeps_its_base_url_pagination_rate_limits_and_retries(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, pool: concurrent.futures.ProcessPoolExecutor
 ) -> None:
-    session = TwitchSession(auth=make_auth(), rate_limit_retries=1, max_wait=0.01)
-    used = pool.submit(use_session, session).result(DEADLINE)
-    assert used["status"] == 200 and used["url"].startswith(fake_twitch.api_url + "/games/top")
-    assert used["streams"] == used["ids"] == 150
-    assert isinstance(used["ratelimit"], RateLimit) and used["ratelimit"].limit == fake_twitch.ratelimit_limit
+    with TwitchSession(auth=make_auth(), rate_limit_retries=1, max_wait=0.01) as session:
+        used = pool.submit(use_session, session).result(DEADLINE)
+        assert used["status"] == 200 and used["url"].startswith(fake_twitch.api_url + "/games/top")
+        assert used["streams"] == used["ids"] == 150
+        assert isinstance(used["ratelimit"], RateLimit) and used["ratelimit"].limit == fake_twitch.ratelimit_limit
 
-    # Its retry policy crossed too: one wait for the bucket's reset, then the 429.
-    fake_twitch.exhaust_rate_limit()
-    assert pool.submit(status_of, session, "games/top").result(DEADLINE) == 429
-    assert fake_twitch.calls["helix_429"] == 2
-    assert fake_twitch.calls["client_credentials"] == 1  # one app token, stored in the file, for every process
+        # Its retry policy crossed too: one wait for the bucket's reset, then the 429.
+        fake_twitch.exhaust_rate_limit()
+        assert pool.submit(status_of, session, "games/top").result(DEADLINE) == 429
+        assert fake_twitch.calls["helix_429"] == 2
+        assert fake_twitch.calls["client_credentials"] == 1  # one app token, stored in the file, for every process
 
 
 def test_a_session_unpickled_here_works_with_an_unrewindable_body(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
     """The adapter's second half (connection retries only, for generators) is rebuilt, not lost."""
-    copy_ = pickle.loads(pickle.dumps(TwitchSession(auth=seeded(["user:write:chat"])[0])))
-    user_id = copy_.get("users").json()["data"][0]["id"]
-    body = (chunk for chunk in [b'{"broadcaster_id": "', user_id.encode(), b'", "sender_id": "',
-                                user_id.encode(), b'", "message": "hi"}'])
-    response = copy_.post("chat/messages", data=body, headers={"Content-Type": "application/json"})
-    assert response.status_code == 200, response.text
+    with pickle.loads(pickle.dumps(TwitchSession(auth=seeded(["user:write:chat"])[0]))) as copy_:
+        user_id = copy_.get("users").json()["data"][0]["id"]
+        body = (chunk for chunk in [b'{"broadcaster_id": "', user_id.encode(), b'", "sender_id": "',
+                                    user_id.encode(), b'", "message": "hi"}'])
+        response = copy_.post("chat/messages", data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("method, kind", [("spawn", "file"), ("forkserver", "file"), ("spawn", "redis")])
@@ -104,32 +104,32 @@ def test_a_token_death_in_the_pool_workers_is_one_refresh(
 ) -> None:
     store = (RedisTokenStore(request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("redis_prefix"))
              if kind == "redis" else JSONTokenStore(token_file))
-    session = TwitchSession(auth=seeded(store=store)[0])
-    assert session.get("users").status_code == 200  # the seed is stored, and validated
-    fake_twitch.expire_tokens()
-    context = multiprocessing.get_context(method)
-    go = context.Event()
-    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context, initializer=_set_go, initargs=(go,)) as pool:
-        futures = [pool.submit(get_together, session, "users") for _ in range(8)]
-        go.set()
-        results = [f.result(DEADLINE) for f in futures]
-    assert [status for status, _ in results] == [200] * 8
-    assert any(history == 1 for _, history in results)  # the 401 of the dead token is in a history
-    assert fake_twitch.calls["refresh_token"] == 1
-    assert fake_twitch.grants_revoked == 0
-    # The parent adopts the pair a worker saved: nothing more is spent.
-    assert session.get("users").status_code == 200 and fake_twitch.calls["refresh_token"] == 1
+    with TwitchSession(auth=seeded(store=store)[0]) as session:
+        assert session.get("users").status_code == 200  # the seed is stored, and validated
+        fake_twitch.expire_tokens()
+        context = multiprocessing.get_context(method)
+        go = context.Event()
+        with concurrent.futures.ProcessPoolExecutor(4, mp_context=context, initializer=_set_go, initargs=(go,)) as pool:
+            futures = [pool.submit(get_together, session, "users") for _ in range(8)]
+            go.set()
+            results = [f.result(DEADLINE) for f in futures]
+        assert [status for status, _ in results] == [200] * 8
+        assert any(history == 1 for _, history in results)  # the 401 of the dead token is in a history
+        assert fake_twitch.calls["refresh_token"] == 1
+        assert fake_twitch.grants_revoked == 0
+        # The parent adopts the pair a worker saved: nothing more is spent.
+        assert session.get("users").status_code == 200 and fake_twitch.calls["refresh_token"] == 1
 
 
 def test_a_memory_store_refuses_to_be_copied_into_another_process(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
     """Its copy would hold the same single-use refresh token as the original, behind a lock of its own."""
-    session = TwitchSession(auth=seeded(store=MemoryTokenStore())[0])
-    assert session.get("users").status_code == 200
-    for copy_it in (pickle.dumps, copy.deepcopy):
-        with pytest.raises(TypeError, match="MemoryTokenStore cannot be pickled or copied.*token file.*Redis"):
-            copy_it(session)
-    with pytest.raises(TypeError, match="MemoryTokenStore"):
-        pickle.dumps(session.credentials)
+    with TwitchSession(auth=seeded(store=MemoryTokenStore())[0]) as session:
+        assert session.get("users").status_code == 200
+        for copy_it in (pickle.dumps, copy.deepcopy):
+            with pytest.raises(TypeError, match="MemoryTokenStore cannot be pickled or copied.*token file.*Redis"):
+                copy_it(session)
+        with pytest.raises(TypeError, match="MemoryTokenStore"):
+            pickle.dumps(session.credentials)
 
 
 class RefusingFileStore(JSONTokenStore):
@@ -151,29 +151,29 @@ def test_a_renewed_pair_the_store_refused_stays_in_its_process(
     user = fake_twitch.issue_user_token()
     auth = make_auth(store=store, access_token=user.access_token, refresh_token=user.refresh_token,
                      validate_every=None)
-    session = TwitchSession(auth=auth)
-    assert session.get("users").status_code == 200
-    fake_twitch.expire_tokens()
-    store.refusing = True
-    with pytest.raises(TokenStoreError, match="kept in this process"):
-        session.get("users")
-    assert session.credentials._keeper.unsaved is not None and fake_twitch.calls["refresh_token"] == 1
+    with TwitchSession(auth=auth) as session:
+        assert session.get("users").status_code == 200
+        fake_twitch.expire_tokens()
+        store.refusing = True
+        with pytest.raises(TokenStoreError, match="kept in this process"):
+            session.get("users")
+        assert session.credentials._keeper.unsaved is not None and fake_twitch.calls["refresh_token"] == 1
 
-    store.lock_timeout = 1.0
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        with pytest.raises(TokenStoreError, match="lock"):
-            pool.submit(status_of, session, "users").result(DEADLINE)  # fails closed behind the kept lock
-    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+        store.lock_timeout = 1.0
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            with pytest.raises(TokenStoreError, match="lock"):
+                pool.submit(status_of, session, "users").result(DEADLINE)  # fails closed behind the kept lock
+        assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
-    # This process still has the pair, and saves it once the store allows (a thread retries each second).
-    store.refusing = False
-    deadline = time.monotonic() + DEADLINE
-    while session.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == session.credentials.token
-    assert session.get("users").status_code == 200
-    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+        # This process still has the pair, and saves it once the store allows (a thread retries each second).
+        store.refusing = False
+        deadline = time.monotonic() + DEADLINE
+        while session.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == session.credentials.token
+        assert session.get("users").status_code == 200
+        assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
 
 
@@ -183,15 +183,15 @@ def test_a_refresh_token_seed_sent_to_racing_workers_is_spent_once(
     """A seed crosses with the credentials, but a shared store decides: the first worker to hold its lock
     trades the refresh token, and every other one (the parent too) takes the pair it saved."""
     user = fake_twitch.issue_user_token()
-    session = TwitchSession(auth=make_auth(refresh_token=user.refresh_token))  # nothing stored yet
-    context = multiprocessing.get_context("spawn")
-    go = context.Event()
-    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context, initializer=_set_go, initargs=(go,)) as pool:
-        futures = [pool.submit(get_together, session, "users") for _ in range(8)]
-        go.set()
-        assert [f.result(DEADLINE)[0] for f in futures] == [200] * 8
-    assert session.get("users").status_code == 200
-    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+    with TwitchSession(auth=make_auth(refresh_token=user.refresh_token)) as session:  # nothing stored yet
+        context = multiprocessing.get_context("spawn")
+        go = context.Event()
+        with concurrent.futures.ProcessPoolExecutor(4, mp_context=context, initializer=_set_go, initargs=(go,)) as pool:
+            futures = [pool.submit(get_together, session, "users") for _ in range(8)]
+            go.set()
+            assert [f.result(DEADLINE)[0] for f in futures] == [200] * 8
+        assert session.get("users").status_code == 200
+        assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
 
 
 def test_a_redis_store_on_a_client_pickles_as_how_to_connect(redis_url: str, redis_prefix: str) -> None:

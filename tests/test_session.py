@@ -70,21 +70,21 @@ def test_repr_shows_no_secret(fake_twitch: FakeTwitch, token_file: Path) -> None
 def test_a_per_request_hook_does_not_switch_off_the_rate_limit(fake_twitch: FakeTwitch, token_file: Path) -> None:
     """``hooks=`` on one request replaces the session's response hooks (requests.merge_hooks): ``ratelimit``
     must still follow Helix's headers, and the user's hook still runs."""
-    s = session(fake_twitch, token_file)
     seen: list[int] = []
-    r = s.get("games/top", hooks={"response": lambda r, **kwargs: seen.append(r.status_code)})
-    assert seen == [200] and s.ratelimit is not None
-    first = s.ratelimit.remaining
-    assert first == int(r.headers["Ratelimit-Remaining"])
-    r = s.get("games/top", hooks={"response": [lambda r, **kwargs: None]})
-    assert s.ratelimit.remaining == int(r.headers["Ratelimit-Remaining"]) < first
+    with session(fake_twitch, token_file) as s:
+        r = s.get("games/top", hooks={"response": lambda r, **kwargs: seen.append(r.status_code)})
+        assert seen == [200] and s.ratelimit is not None
+        first = s.ratelimit.remaining
+        assert first == int(r.headers["Ratelimit-Remaining"])
+        r = s.get("games/top", hooks={"response": [lambda r, **kwargs: None]})
+        assert s.ratelimit.remaining == int(r.headers["Ratelimit-Remaining"]) < first
 
 
 def test_the_rate_limit_is_that_of_the_replayed_answer(fake_twitch: FakeTwitch, token_file: Path) -> None:
     """After a token death the final answer's headers count, with a per-request hook as without."""
-    s = session(fake_twitch, token_file)
-    s.get("games/top")
-    fake_twitch.expire_tokens()
-    r = s.get("games/top", hooks={"response": lambda r, **kwargs: None})
-    assert r.status_code == 200 and len(r.history) == 1
-    assert s.ratelimit is not None and s.ratelimit.remaining == int(r.headers["Ratelimit-Remaining"])
+    with session(fake_twitch, token_file) as s:
+        s.get("games/top")
+        fake_twitch.expire_tokens()
+        r = s.get("games/top", hooks={"response": lambda r, **kwargs: None})
+        assert r.status_code == 200 and len(r.history) == 1
+        assert s.ratelimit is not None and s.ratelimit.remaining == int(r.headers["Ratelimit-Remaining"])

@@ -139,7 +139,7 @@ class RecordingAdapter(BaseAdapter):
         self.sent.append((request, kwargs))
         # Relayed to FakeTwitch without the (made-up) TLS settings, so that the answer is Twitch's.
         answer = requests.request(request.method or "GET", request.url or "", data=request.body,
-                                  headers=dict(request.headers), timeout=30)
+                                  headers={k: str(v) for k, v in request.headers.items()}, timeout=30)
         answer.request = request
         return answer
 
@@ -351,9 +351,10 @@ def test_two_sessions_sharing_credentials_each_lend_their_own_proxy(fake_twitch:
     with RecordingProxy() as first, RecordingProxy() as second:
         a = TwitchSession(auth=TwitchAuth(credentials=credentials, api_url=fake_twitch.api_url))
         b = TwitchSession(auth=TwitchAuth(credentials=credentials, api_url=fake_twitch.api_url))
-        a.proxies, b.proxies = {"http": first.url}, {"http": second.url}
-        assert a.get("users").status_code == 200
-        fake_twitch.expire_tokens()
-        assert b.get("users").status_code == 200
+        with a, b:
+            a.proxies, b.proxies = {"http": first.url}, {"http": second.url}
+            assert a.get("users").status_code == 200
+            fake_twitch.expire_tokens()
+            assert b.get("users").status_code == 200
     assert first.paths() == ["/oauth2/validate"]
     assert second.paths() == ["/oauth2/validate", "/oauth2/token"]
