@@ -38,7 +38,8 @@ def token_call_session(source: requests.Session | None = None, url: str | None =
     never reached Twitch), never a read error or timeout: after those the
     refresh may have been applied, and a single-use refresh token may be spent.
     Made for each call and closed after it, so that no call goes out on a
-    pooled connection the server may be closing at that moment.
+    pooled connection the server may be closing at that moment (unless a
+    transport the user mounted, below, pools its own).
 
     With ``source`` (``TwitchCredentials(session=...)``, or the TwitchSession
     whose request needs the call), the call takes that session's transport
@@ -258,6 +259,10 @@ def never_sent(exc: requests.RequestException) -> bool:
                         requests.exceptions.InvalidSchema)):
         return True
     cause = exc.args[0] if exc.args else None
-    return isinstance(cause, MaxRetryError) and isinstance(
-        cause.reason, (ConnectTimeoutError, urllib3.exceptions.ProxyError)
-    )
+    reason = cause.reason if isinstance(cause, MaxRetryError) else None
+    if isinstance(reason, urllib3.exceptions.ProxyError):
+        # urllib3 1.26 names every socket error on a proxied connection "Cannot connect
+        # to proxy", a reset after the request was written too: only a connection
+        # that was never made is "never sent" (as urllib3's own Retry reads it).
+        reason = reason.original_error
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one

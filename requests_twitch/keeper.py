@@ -416,7 +416,7 @@ class TokenKeeper:
             if step is Step.REFRESH:
                 assert stored.refresh_token is not None
                 self.store.confirm()  # a refresh token is single use: spend it only if its successor can be saved
-                token = self.oauth.refresh(stored.refresh_token, previous=stored)
+                token = self._spend(stored)
             else:  # MINT: Twitch cannot refresh an app token; a new one is minted
                 token = self.oauth.client_credentials(stored.scopes or self.scopes)
         except (TokenRefreshError, LoginRequired) as exc:
@@ -431,6 +431,26 @@ class TokenKeeper:
         self._save(stored.access_token, token, spent=step is Step.REFRESH)
         log.info("renewed the %s token of client %r, account %r", stored.kind, self.oauth.client_id, self.account)
         return (stored, token), token
+
+    def _spend(self, stored: Token) -> Token:
+        """Trade ``stored``'s refresh token at Twitch for a new pair.
+
+        A call interrupted under way (KeyboardInterrupt, gevent.Timeout, a
+        mounted test double's own error) may have reached Twitch: it is
+        recorded as a failure like any other, so that nobody sends the same
+        refresh token again at once.
+        """
+        assert stored.refresh_token is not None
+        try:
+            return self.oauth.refresh(stored.refresh_token, previous=stored)
+        except (TokenRefreshError, LoginRequired):
+            raise  # recorded by the caller, which may adopt a pair saved meanwhile
+        except BaseException as exc:
+            self._remember_failure(stored, TokenRefreshError(
+                f"renewing the token was interrupted ({type(exc).__name__}). It may have been applied: if the"
+                " next try gets 'Invalid refresh token', the user must log in again."
+            ))
+            raise
 
     def _first_token(self, step: Step) -> Token:
         """The token for an empty slot."""

@@ -358,3 +358,64 @@ def test_two_sessions_sharing_credentials_each_lend_their_own_proxy(fake_twitch:
             assert b.get("users").status_code == 200
     assert first.paths() == ["/oauth2/validate"]
     assert second.paths() == ["/oauth2/validate", "/oauth2/token"]
+
+
+class Interrupted(BaseException):
+    """What gevent.Timeout or KeyboardInterrupt are: not an Exception, raised with a call under way."""
+
+
+class InterruptingAdapter(RefusingAdapter):
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.refused.append(urlpath(request.url))
+        raise Interrupted()
+
+
+def test_a_refresh_interrupted_under_way_is_not_sent_again_at_once(fake_twitch: FakeTwitch) -> None:
+    """It may have reached Twitch: like any failed renewal it pauses everyone, instead of spending the token again."""
+    with requests.Session() as transport:
+        interrupting = InterruptingAdapter()
+        transport.mount(fake_twitch.id_url, interrupting)
+        credentials = credentials_on(fake_twitch, session=transport, validate_every=None)
+        with pytest.raises(Interrupted):
+            credentials.refresh()
+        with pytest.raises(TokenRefreshError, match="interrupted \\(Interrupted\\).*Not retried for"):
+            credentials.refresh()
+    assert interrupting.refused == ["/oauth2/token"]
+
+
+class ResettingProxy:
+    """A "proxy" that reads the whole request, then resets the connection: the request went out."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with self._server:
+            conn, _ = self._server.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.received.append(head.split(b"\r\n", 1)[0])
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+def test_a_proxy_that_breaks_after_the_request_went_out_is_not_called_unreachable(fake_twitch: FakeTwitch) -> None:
+    """urllib3 1.26 names such a reset "Cannot connect to proxy": the refresh may have been applied, and the
+    error must say so rather than "could not reach ... try again"."""
+    proxy = ResettingProxy()
+    with requests.Session() as transport:
+        transport.proxies = {"http": proxy.url}
+        credentials = credentials_on(fake_twitch, session=transport, validate_every=None)
+        with pytest.raises(TokenRefreshError, match="may have been applied") as info:
+            credentials.refresh()
+    assert "could not reach" not in str(info.value)
+    assert len(proxy.received) == 1 and proxy.received[0].startswith(b"POST http://127.0.0.1:")
