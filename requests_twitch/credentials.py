@@ -77,8 +77,10 @@ class TwitchCredentials:
             serves every process sharing the store. None turns them off.
         session: the :class:`requests.Session` every call to id.twitch.tv
             goes through (token, refresh, validate, revoke, device, code):
-            its ``proxies``, ``verify``, ``cert``, ``trust_env`` and mounted
-            adapters, as they are at the time of each call; never its auth,
+            its ``proxies``, ``verify``, ``cert`` and ``trust_env``, and the
+            test double or custom transport mounted on it (an ``HTTPAdapter``
+            is replaced by the token calls' own, which never retries a
+            refresh), as they are at the time of each call; never its auth,
             headers or hooks. None: a :class:`~requests_twitch.TwitchSession`
             lends its own for the calls its requests need, other calls use
             requests' defaults (docs/token-calls.md).

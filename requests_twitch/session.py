@@ -50,8 +50,10 @@ class TwitchSession(requests.Session):
       headers (None before the first answer).
     - The calls to id.twitch.tv its requests need (a first token, a renewal,
       the hourly ``/validate``) go out with this session's ``proxies``,
-      ``verify``, ``cert``, ``trust_env`` and mounted adapters, unless its
-      credentials have a ``session=`` of their own (docs/token-calls.md).
+      ``verify``, ``cert`` and ``trust_env``, and through the test doubles or
+      custom transports mounted on it (its urllib3 ``HTTPAdapter``\ s are
+      replaced by the token calls' own), unless its credentials have a
+      ``session=`` of their own (docs/token-calls.md).
 
     Args:
         client_id: passed to :class:`TwitchAuth`, with ``client_secret`` and

@@ -204,3 +204,24 @@ def test_a_redis_store_on_a_client_pickles_as_how_to_connect(redis_url: str, red
         copy_.save("client", "bot", Token("abc"))
     saved = store.load("client", "bot")
     assert saved is not None and saved.access_token == "abc"
+
+
+def test_a_redis_store_keeps_its_pool_settings_or_refuses_to_pickle(redis_url: str, redis_prefix: str) -> None:
+    """A blocking pool crosses with its timeout; a pool that cannot be rebuilt from its arguments (Sentinel's)
+    is refused when pickled, not when the worker first needs it."""
+    import redis
+    import redis.sentinel
+
+    blocking = redis.BlockingConnectionPool.from_url(redis_url, timeout=3)
+    store = RedisTokenStore(redis.Redis(connection_pool=blocking), prefix=redis_prefix)
+    copy_: RedisTokenStore = pickle.loads(pickle.dumps(store))
+    pool = copy_.client.connection_pool
+    assert type(pool) is redis.BlockingConnectionPool and pool.timeout == 3  # type: ignore[attr-defined]
+    with copy_.lock():
+        copy_.save("client", "bot", Token("abc"))
+    assert store.load("client", "bot") is not None
+
+    sentinel = redis.sentinel.SentinelConnectionPool("mymaster", redis.sentinel.Sentinel([("127.0.0.1", 1)]))
+    store = RedisTokenStore(redis.Redis(connection_pool=sentinel), prefix=redis_prefix)
+    with pytest.raises(TypeError, match="SentinelConnectionPool cannot be pickled.*initializer"):
+        pickle.dumps(store)

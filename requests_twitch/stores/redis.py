@@ -145,14 +145,21 @@ class RedisTokenStore(TokenStore):
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled as how to connect (a redis-py client cannot cross processes): the copy opens its own pool."""
+        import redis
+
         pool = getattr(self.client, "connection_pool", None)
-        if pool is None:
+        # Only the plain pools are rebuilt from their arguments: a Sentinel pool, say,
+        # would pickle and then fail in the worker, or a subclass lose its settings.
+        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
             raise TypeError(
-                f"a RedisTokenStore on a {type(self.client).__name__} client cannot be pickled: build it in each"
-                " process (a process pool's initializer), or give the store a redis.Redis client or a URL"
+                f"a RedisTokenStore on a {type(self.client).__name__} client with a {type(pool).__name__} cannot be"
+                " pickled: build it in each process (a process pool's initializer), or give the store a"
+                " redis.Redis client or a URL"
             )
+        extra = {"timeout": pool.timeout} if isinstance(pool, redis.BlockingConnectionPool) else {}
         state = {k: v for k, v in super().__getstate__().items() if k not in ("client", "_write", "_lengthen")}
-        state["_pool"] = (type(pool), pool.connection_class, pool.max_connections, _portable(pool.connection_kwargs))
+        state["_pool"] = (type(pool), pool.connection_class, pool.max_connections,
+                          {**_portable(pool.connection_kwargs), **extra})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

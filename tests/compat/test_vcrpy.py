@@ -8,6 +8,7 @@ in ``response.history``, and nothing contacted (the server is gone, a request th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,20 @@ def where(fake: FakeTwitch) -> dict[str, str]:
             "api_url": fake.api_url}
 
 
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+
+
 def recorder() -> vcr.VCR:
-    """The recipe of docs/testing.md: no token and no secret in a cassette (and the header values,
-    which the package holds as redacted strings, are left out of the YAML)."""
-    return vcr.VCR(filter_headers=["authorization"],
-                   filter_post_data_parameters=["client_secret", "refresh_token", "token", "code"])
+    """The recipe of docs/testing.md, as written: no token and no secret in a cassette, neither in the
+    requests nor in Twitch's answers (and the header values, which the package holds as redacted
+    strings, are left out of the YAML)."""
+    found = re.search(r"```python\n(# cassettes\.py\n.*?)```", GUIDE.read_text(), re.S)
+    assert found is not None, "docs/testing.md lost its cassettes.py recipe"
+    namespace: dict[str, object] = {}
+    exec(compile(found.group(1), "docs/testing.md#cassettes.py", "exec"), namespace)
+    twitch_vcr = namespace["twitch_vcr"]
+    assert isinstance(twitch_vcr, vcr.VCR)
+    return twitch_vcr
 
 
 def death_and_renewal(s: TwitchSession, fake: FakeTwitch | None) -> requests.Response:
@@ -51,10 +61,13 @@ def test_a_recorded_refresh_replays_offline(tmp_path: Path) -> None:
         seed, at = (user.access_token, str(user.refresh_token)), where(fake)
         with recorder().use_cassette(str(cassette), record_mode="once"), session(at, *seed) as s:
             recorded = death_and_renewal(s, fake)
+            live = s.credentials.stored_token()
         assert [h.status_code for h in recorded.history] == [401] and fake.calls["refresh_token"] == 1
     text = cassette.read_text()
     assert "/oauth2/token" in text  # the refresh was recorded, not sent past the recorder
     assert seed[0] not in text and seed[1] not in text and at["client_secret"] not in text
+    assert live is not None and live.refresh_token is not None  # the pair the refresh answered with ...
+    assert live.access_token not in text and live.refresh_token not in text  # ... is not in the cassette
 
     # FakeTwitch is stopped: only the cassette answers now.
     with recorder().use_cassette(str(cassette), record_mode="none") as played, session(at, *seed) as s:
