@@ -51,7 +51,7 @@ class TwitchSession(requests.Session):
     - The calls to id.twitch.tv its requests need (a first token, a renewal,
       the hourly ``/validate``) go out with this session's ``proxies``,
       ``verify``, ``cert`` and ``trust_env``, and through the test doubles or
-      custom transports mounted on it (its urllib3 ``HTTPAdapter``\ s are
+      custom transports mounted on it (its urllib3 HTTPAdapters are
       replaced by the token calls' own), unless its credentials have a
       ``session=`` of their own (docs/token-calls.md).
 
