@@ -44,6 +44,13 @@ class NothingToDo(Exception):
     """Nothing the command could act on, e.g. no token stored for the account named (exit status 1)."""
 
 
+class NotInstalled(Exception):
+    """The command line is right but this installation cannot run it, e.g. a Redis store without redis-py (exit 1).
+
+    Not a usage error (2): typing the command differently would not help; installing the extra would.
+    """
+
+
 GLOBAL_FLAGS: dict[str, str] = {
     "--client-id": "the application's client id (default: $TWITCH_CLIENT_ID)",
     "--account": "which token of the client (default: user if one is stored, else app; app for --app)",
@@ -81,7 +88,7 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error(one_line(str(exc)))  # exits 2
     except BrokenPipeError:
         raise
-    except NothingToDo as exc:
+    except (NothingToDo, NotInstalled) as exc:
         _fail(str(exc))
     except requests.RequestException as exc:  # Twitch refused (TwitchAuthError), or the store did, or no answer
         _fail(cannot_reach(exc) or str(exc))
@@ -122,10 +129,52 @@ def _url_from(flag: str | None, variable: str) -> str | None:
 def _warn_about_passwords(args: argparse.Namespace) -> None:
     """A password in a store URL on the command line is readable by every local user (``/proc/PID/cmdline``)."""
     for flag, value in (("--store", getattr(args, "store", None)), ("--to", getattr(args, "target", None))):
-        if value and "://" in value and urlsplit(value).password is not None:
+        if value and "://" in value and _has_password(value):
             print(f"requests-twitch: warning: the {flag} URL carries a password, which other users of this machine"
                   " can read in the process list; put the URL in the environment instead"
                   " (export TWITCH_TOKEN_STORE=redis://:PASSWORD@HOST/0)", file=sys.stderr)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:  # a URL urlsplit refuses (an unclosed "[" of an IPv6 host): any user info may be a password
+        return "@" in url.partition("://")[2]
+
+
+def _without_password(location: str) -> str:
+    """``location`` fit to print: a URL's user info (``user:password@``) becomes ``***@``.
+
+    Everything up to the last ``@`` goes, not only what urlsplit calls the
+    password: a malformed URL (a raw ``/`` or ``#`` in the password) is split
+    elsewhere, and its password would show.
+    """
+    scheme, sep, rest = location.partition("://")
+    if not sep or "@" not in rest:
+        return location
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+STORE_FORMS = "a redis://[:PASSWORD@]HOST[:PORT][/DB] URL (rediss:// for TLS, unix:///PATH) or a token file's path"
+
+
+def _open_store(location: str | None, given_as: str, *, file: bool = False) -> TokenStore:
+    """The store at ``location`` (None: what the environment names), or a one-line failure naming ``given_as``.
+
+    A malformed location (``redis://host:notaport/0``) is a usage error: the
+    URL parsers raise ValueError, whose text may quote any part of the URL,
+    the password included, so the message is ours and shows the location
+    without its user info. A Redis URL without redis-py installed is
+    :class:`NotInstalled`, not a bug of ours.
+    """
+    try:
+        return JSONTokenStore(location) if file and location else open_store(location)
+    except ValueError:
+        shown = printable(repr(_without_password(location or os.environ.get("TWITCH_TOKEN_STORE") or "")))
+        raise UsageError(f"{given_as}: {shown} is not a store location; expected {STORE_FORMS}") from None
+    except ImportError:
+        raise NotInstalled(f"{given_as} names a Redis store, which needs redis-py, and it cannot be imported here:"
+                           " pip install 'requests-twitch[redis]'") from None
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -261,8 +310,10 @@ def _credentials(args: argparse.Namespace, default_account: str | None = None, *
     asked_for_app = fetch and (app or (account == "app" and verb == "use"))
     if verb is not None and not asked_for_app and not seeded and store.load(client_id, account) is None:
         hint = "; add --app to fetch an app token for it" if fetch else ""
+        # The account named app holds app tokens: `login --account app` would put a user's token there.
+        login = login_command(None, app=True) if account == "app" else login_command(account)
         raise NothingToDo(f"no token to {verb}: account {account!r} of client {client_id} has none in {store!r}"
-                          f" (log in: {login_command(account)} --client-id {client_id}{hint})")
+                          f" (log in: {login} --client-id {client_id}{hint})")
     overrides: dict[str, Any] = {"client_id": client_id, "store": store, "account": account}
     if id_url:
         overrides["id_url"] = id_url
@@ -325,6 +376,8 @@ def _token(args: argparse.Namespace) -> int:
     if args.irc and args.app:
         raise UsageError("--irc needs a user token (Twitch chat refuses app tokens); drop --app")
     credentials = _credentials(args, verb="print", fetch=True)
+    if args.irc:  # before anything that may call Twitch (/validate may renew the token): no use for an app token
+        _refuse_app_token_for_irc(credentials, credentials.stored_token())
     token = credentials.token
     checked = token.validated_at
     if not args.no_validate and (checked is None or not 0 <= _clock.now() - checked < TOKEN_CHECKED_WITHIN):
@@ -341,11 +394,18 @@ IRC_SCOPES = ("chat:read", "chat:edit")
 (https://dev.twitch.tv/docs/chat/irc/#authentication)."""
 
 
+def _refuse_app_token_for_irc(credentials: TwitchCredentials, token: Token | None) -> None:
+    """Twitch chat refuses app tokens: say so (exit 1) from what the store holds, before any call to Twitch."""
+    if token is not None and token.kind != "user":
+        # A user login into the account named app would put a user's token where app tokens live: the default one.
+        account = None if credentials.account == "app" else credentials.account
+        raise NothingToDo(f"account {credentials.account!r} holds an app token; Twitch chat needs a user token"
+                          f" with chat:read (and chat:edit to send): {login_command(account, IRC_SCOPES)}")
+
+
 def _print_irc(credentials: TwitchCredentials, token: Token) -> int:
     """``oauth:TOKEN``: the PASS line of Twitch's IRC interface, which IRC clients ask for in that form."""
-    if token.kind != "user":
-        raise NothingToDo(f"account {credentials.account!r} holds an app token; Twitch chat needs a user token"
-                          f" with chat:read (and chat:edit to send): {login_command(credentials.account, IRC_SCOPES)}")
+    _refuse_app_token_for_irc(credentials, token)  # the one renewed or seeded meanwhile
     if token.scopes and not set(IRC_SCOPES) & set(token.scopes):
         print(f"requests-twitch: warning: the token of account {credentials.account!r} has neither chat:read nor"
               f" chat:edit; Twitch chat will refuse it ({login_command(credentials.account)} --add-scopes"
@@ -404,8 +464,10 @@ def _refresh(args: argparse.Namespace) -> int:
 def _store(args: argparse.Namespace) -> TokenStore:
     """--store, else --token-file, else what the environment names (open_store)."""
     if args.token_file and not args.store:
-        return JSONTokenStore(args.token_file)
-    return open_store(args.store or None)
+        return _open_store(args.token_file, "--token-file", file=True)
+    if args.store:
+        return _open_store(args.store, "--store")
+    return _open_store(None, "TWITCH_TOKEN_STORE" if os.environ.get("TWITCH_TOKEN_STORE") else "the token file")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -497,8 +559,9 @@ def _check(args: argparse.Namespace, store: TokenStore, items: list[tuple[tuple[
 def _validate(args: argparse.Namespace) -> int:
     answer = _credentials(args, verb="validate", fetch=True).validate()
     expires = answer.get("expires_in")
-    print(f"valid: login {printable(str(answer.get('login', '-')))}, user id {answer.get('user_id', '-')},"
-          f" scopes {answer.get('scopes') or []}, expires in {_duration(expires) if expires else 'never'}")
+    # Twitch's answer is not trusted to be text a terminal may act on: escaped, every field.
+    print(printable(f"valid: login {answer.get('login', '-')}, user id {answer.get('user_id', '-')},"
+                    f" scopes {answer.get('scopes') or []}, expires in {_duration(expires) if expires else 'never'}"))
     return 0
 
 
@@ -531,7 +594,7 @@ def _migrate(args: argparse.Namespace) -> int:
     if not target_location:
         raise UsageError("migrate: where to? set TWITCH_TOKEN_STORE (the place for a URL with a password) or pass --to")
     source = JSONTokenStore(args.source or default_token_file())
-    target = open_store(target_location)
+    target = _open_store(target_location, "--to" if args.target else "TWITCH_TOKEN_STORE")
     if isinstance(target, JSONTokenStore) and os.path.abspath(target.path) == os.path.abspath(source.path):
         raise UsageError(f"migrate: {source!r} is both the source and the target")
     moved, kept = move_tokens(source, target, overwrite=args.overwrite)
@@ -541,11 +604,11 @@ def _migrate(args: argparse.Namespace) -> int:
         return 0
     # Either copy may hold the only valid refresh token: a person chooses.
     accounts = ", ".join(f"{client}/{account}" for client, account in kept)
-    print(f"requests-twitch: kept {len(kept)} token(s) in {source!r}: {target!r} already has a different token"
+    print(printable(f"requests-twitch: kept {len(kept)} token(s) in {source!r}: {target!r} already has a different token"
           f" for {accounts}. Either copy may hold the only valid refresh token, so neither was deleted. Compare"
           " them (requests-twitch status, with --token-file and with --store); if the file's is the newer, run"
           " again with --overwrite, else forget the file's copy (requests-twitch logout --token-file FILE"
-          " --client-id CLIENT --account ACCOUNT).", file=sys.stderr)
+          " --client-id CLIENT --account ACCOUNT)."), file=sys.stderr)  # names from the file: escaped
     return 1
 
 
@@ -571,7 +634,9 @@ def _get(args: argparse.Namespace) -> int:
         body = None
     if not response.ok:
         message = body.get("message") if isinstance(body, dict) else None
-        print(f"requests-twitch: Twitch answered HTTP {response.status_code}: {message or response.reason}", file=sys.stderr)
+        if message is not None and not isinstance(message, str):  # Helix's is a string; anything else, as JSON
+            message = json.dumps(message)
+        _fail(f"Twitch answered HTTP {response.status_code}: {message or response.reason}")  # one line, escaped
         return 1
     print(json.dumps(body, indent=2))
     return 0

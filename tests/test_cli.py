@@ -531,3 +531,105 @@ def test_token_irc_prints_the_chat_password_form(fake_twitch: FakeTwitch, env: d
     _stored_user(fake_twitch, token_file, account="reader", scopes=["user:read:email"])
     unchatty = cli(env, "token", "--irc", "--account", "reader")
     assert unchatty.returncode == 0 and unchatty.stdout.startswith("oauth:") and "chat:read" in unchatty.stderr
+
+
+# -- review findings (issue 14) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", ["redis://:hunter2-pw@127.0.0.1:notaport/0", "redis://:hunter2-pw@127.0.0.1:99999/0",
+                                      "redis://:hunter2-pw@[::1/0", "redis://:hunter2-pw@127.0.0.1/0?socket_timeout=abc",
+                                      "redis://:hunter2#pw@127.0.0.1:6379/0"])
+def test_a_malformed_store_location_is_a_usage_error_that_never_echoes_the_password(
+    fake_twitch: FakeTwitch, env: dict[str, str], location: str
+) -> None:
+    """A typo in a Redis URL is the user's to fix (status 2, one line), not "unexpected ValueError; please report it"."""
+    for args, variables, named in ((["--store", location, "status"], {}, "--store"),
+                                   (["token"], {"TWITCH_TOKEN_STORE": location}, "TWITCH_TOKEN_STORE"),
+                                   (["migrate", "--to", location], {}, "--to"),
+                                   (["migrate"], {"TWITCH_TOKEN_STORE": location}, "TWITCH_TOKEN_STORE")):
+        result = cli({**env, **variables}, *args)
+        last = _one_line_failure(result, 2)
+        assert "usage:" in result.stderr and last.startswith(f"requests-twitch: error: {named}: "), (args, last)
+        assert "is not a store location" in last and "unexpected" not in result.stderr
+        assert "hunter2" not in result.stdout + result.stderr and "pw@" not in result.stderr, args
+    assert sum(fake_twitch.calls.values()) == 0
+
+
+def test_a_redis_store_without_redis_py_says_what_to_install(env: dict[str, str], tmp_path: Path) -> None:
+    """redis-py is an optional extra: without it, a Redis store is one line naming it, not "unexpected ImportError".
+
+    Status 1, not 2: the command line is right, the installation lacks the extra. redis-py
+    is installed here, so the child process blocks its import the way Python documents
+    (a None in sys.modules makes ``import redis`` raise ImportError).
+    """
+    code = "import sys; sys.modules['redis'] = None; from requests_twitch.cli import main; raise SystemExit(main())"
+    result = subprocess.run([sys.executable, "-c", code, "--store", f"redis://127.0.0.1:{free_port()}/0", "status"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    last = _one_line_failure(result, 1)
+    assert "redis-py" in last and "requests-twitch[redis]" in last and "unexpected" not in last
+
+
+def test_the_login_hint_for_the_app_account_is_an_app_login(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """Plain `token` with nothing stored goes to account app: `login --account app` would put a user token there."""
+    for args in (["token"], ["validate"], ["token", "--account", "app"]):
+        last = _one_line_failure(cli(env, *args), 1)
+        assert "(log in: requests-twitch login --app --client-id" in last, last
+        assert "--account app" not in last
+    user = _one_line_failure(cli(env, "token", "--account", "bot"), 1)  # any other account: a user login
+    assert "log in: requests-twitch login --account bot --client-id" in user
+    assert sum(fake_twitch.calls.values()) == 0
+
+
+def test_get_prints_twitchs_error_message_as_one_escaped_line(fake_twitch: FakeTwitch, env: dict[str, str]) -> None:
+    """The message of a non-2xx answer is Twitch's text: no line break or terminal escape reaches stderr raw."""
+    assert cli(env, "token", "--app").returncode == 0  # the app token, so the queued answers meet `get`'s request
+    for message, shown in (("bad\nrequest \x1b[2Jthere", "bad request \\x1b[2Jthere"),
+                           ({"why": "nested\x1b"}, '{"why": "nested\\u001b"}'), (42, ": 42"), (None, "Bad Request")):
+        body = json.dumps({"error": "Bad Request", "status": 400, "message": message})
+        fake_twitch.queue_response("/helix/users", 400, body)
+        result = cli(env, "get", "users", "--account", "app")
+        last = _one_line_failure(result, 1)
+        assert last.startswith("requests-twitch: Twitch answered HTTP 400") and shown in last, (message, last)
+        assert "\x1b" not in result.stderr and result.stdout == ""
+
+
+def test_validate_prints_the_user_id_escaped(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path) -> None:
+    """Twitch's /validate answer is not trusted text either: a control character in user_id prints escaped."""
+    _stored_user(fake_twitch, token_file, user_id="7\x1b]0;owned\x07")
+    result = cli(env, "validate")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "user id 7\\x1b]0;owned\\x07," in result.stdout
+
+
+def test_migrate_names_kept_accounts_escaped(fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path,
+                                            tmp_path: Path) -> None:
+    """The kept-tokens warning names accounts read from the file: a terminal escape in one prints escaped."""
+    evil = "bot\x1b]0;owned\x07"
+    _stored_user(fake_twitch, token_file, account=evil)
+    target = tmp_path / "target.json"
+    store_with(JSONTokenStore(target), fake_twitch.client_id, evil, fake_twitch.issue_user_token())  # a different one
+    result = cli({**env, "TWITCH_TOKEN_STORE": str(target)}, "migrate")
+    assert result.returncode == 1 and "kept 1 token(s)" in result.stderr, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert f"{fake_twitch.client_id}/bot\\x1b]0;owned\\x07" in result.stderr
+
+
+def test_token_irc_refuses_an_app_token_before_calling_twitch(
+    fake_twitch: FakeTwitch, env: dict[str, str], token_file: Path
+) -> None:
+    """`token --irc` on an app token is refused from the store alone: no /validate (which may renew the token)."""
+    assert cli(env, "login", "--app").returncode == 0
+    store = JSONTokenStore(token_file)
+    app = store.load(fake_twitch.client_id, "app")
+    assert app is not None
+    store_with(store, fake_twitch.client_id, "app", dataclasses.replace(app, validated_at=time.time() - 600))  # due
+    before = dict(fake_twitch.calls)
+    stored = store.items()
+    for args in (["token", "--irc", "--account", "app"], ["token", "--irc"]):  # no user stored: account app
+        last = _one_line_failure(cli(env, *args), 1)
+        assert "holds an app token" in last and "--account app" not in last, last  # the hint: a user login
+    assert dict(fake_twitch.calls) == before
+    assert JSONTokenStore(token_file).items() == stored
