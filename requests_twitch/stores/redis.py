@@ -150,7 +150,7 @@ class RedisTokenStore(TokenStore):
         pool = getattr(self.client, "connection_pool", None)
         # Only the plain pools are rebuilt from their arguments: a Sentinel pool, say,
         # would pickle and then fail in the worker, or a subclass lose its settings.
-        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+        if pool is None or type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
             raise TypeError(
                 f"a RedisTokenStore on a {type(self.client).__name__} client with a {type(pool).__name__} cannot be"
                 " pickled: build it in each process (a process pool's initializer), or give the store a"
