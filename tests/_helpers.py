@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import traceback
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import pytest
 
-from requests_twitch import Token, TokenStore, TwitchAuth
+from requests_twitch import JSONTokenStore, Token, TokenStore, TokenStoreError, TwitchAuth
 
 MakeAuth = Callable[..., TwitchAuth]
 """The ``make_auth`` fixture: a TwitchAuth on FakeTwitch, with any store (default: the test's token file)."""
@@ -62,3 +65,27 @@ def raise_login_required(client_id: str, account: str) -> None:
     raise LoginRequired(client_id, account, "Twitch refused the refresh (HTTP 400: Invalid refresh token).",
                         command=f'requests-twitch login --account {account} --scopes "chat:read"',
                         status_code=400, message="Invalid refresh token")
+
+
+class RefusingFileStore(JSONTokenStore):
+    """The JSON file, refusing writes while ``refusing`` (the real full disk is in test_faults_file.py)."""
+
+    refusing = False
+
+    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
+        if self.refusing:
+            raise TokenStoreError(f"{self.path}: cannot write the token file: No space left on device", path=self.path)
+        super()._save(client_id, account, token, handle)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 in ``folder``, for a local TLS server (skips without openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for a local TLS server")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key

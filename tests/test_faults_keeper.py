@@ -24,7 +24,7 @@ import requests_twitch._clock as clock_module
 from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStoreError, TwitchAuth, TwitchCredentials
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import store_with
+from _helpers import RefusingFileStore, store_with
 from _procs import DEADLINE
 
 
@@ -39,15 +39,6 @@ class RefusingMemoryStore(MemoryTokenStore):
         super()._save(client_id, account, token, handle)
 
 
-class RefusingFileStore(JSONTokenStore):
-    """The JSON file, refusing writes while ``refusing`` (the real full disk is in test_faults_file.py)."""
-
-    refusing = False
-
-    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
-        if self.refusing:
-            raise TokenStoreError(f"{self.path}: cannot write the token file: No space left on device", path=self.path)
-        super()._save(client_id, account, token, handle)
 
 
 @contextlib.contextmanager

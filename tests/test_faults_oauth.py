@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ from requests_twitch import JSONTokenStore, Token, TokenRefreshError, TwitchAuth
 from requests_twitch.oauth import OAuthClient, parse_token_response, with_validation
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import Seeded
+from _helpers import Seeded, self_signed_certificate
 
 Answer = Callable[[socket.socket, threading.Event], None]
 """Writes the answer to one request on the socket; ``stopped`` is set when the test is over."""
@@ -169,14 +167,7 @@ def test_a_trickling_https_token_endpoint_is_cut_at_its_deadline_too(
     serve: Callable[..., TinyServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over TLS, as with id.twitch.tv: the deadline holds once the socket is wrapped, too."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: no certificate for a local TLS server")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))

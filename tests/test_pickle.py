@@ -32,7 +32,7 @@ from requests_twitch import (
 )
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth, Seeded
+from _helpers import MakeAuth, RefusingFileStore, Seeded
 from _procs import DEADLINE
 
 METHODS = ["spawn", "forkserver"]
@@ -132,15 +132,6 @@ def test_a_memory_store_refuses_to_be_copied_into_another_process(fake_twitch: F
             pickle.dumps(session.credentials)
 
 
-class RefusingFileStore(JSONTokenStore):
-    """The JSON file, refusing writes while ``refusing`` (a full disk; the real one is in test_faults_file.py)."""
-
-    refusing = False
-
-    def _save(self, client_id: str, account: str, token: Token, handle: object) -> None:
-        if self.refusing:
-            raise TokenStoreError(f"{self.path}: cannot write the token file: No space left on device", path=self.path)
-        super()._save(client_id, account, token, handle)
 
 
 def test_a_renewed_pair_the_store_refused_stays_in_its_process(

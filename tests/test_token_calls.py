@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from urllib3.util.retry import Retry
 from requests_twitch import MemoryTokenStore, TokenRefreshError, TwitchAuth, TwitchCredentials, TwitchSession
 from requests_twitch.testing import FakeTwitch
 
+from _helpers import self_signed_certificate
 from _proxy import RecordingProxy
 
 
@@ -185,14 +184,7 @@ def test_a_client_certificate_of_the_session_reaches_the_token_call() -> None:
 @pytest.fixture
 def tls_token_endpoint(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A TLS /oauth2/token on 127.0.0.1 with a self-signed certificate: (its id_url, the certificate)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: no certificate for a local TLS server")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
