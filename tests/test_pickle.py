@@ -134,6 +134,34 @@ def test_a_memory_store_refuses_to_be_copied_into_another_process(fake_twitch: F
 
 
 
+def _renew_in_forked_child(session: TwitchSession, answers: Any) -> None:
+    try:
+        answers.put(("status", session.get("users").status_code))
+    except TokenStoreError as exc:
+        answers.put(("refused", str(exc)))
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12+: fork() with threads running
+def test_a_memory_store_inherited_through_fork_does_not_renew_in_the_child(
+    fake_twitch: FakeTwitch, seeded: Seeded
+) -> None:
+    """fork copies the store without pickling it: the child, holding the parent's refresh token, refuses to spend it
+    (nothing sent), and the parent renews as the only holder."""
+    with TwitchSession(auth=seeded(store=MemoryTokenStore())[0]) as session:
+        assert session.get("users").status_code == 200
+        fake_twitch.expire_tokens()
+        context = multiprocessing.get_context("fork")
+        answers = context.Queue()
+        child = context.Process(target=_renew_in_forked_child, args=(session, answers))
+        child.start()
+        kind, said = answers.get(timeout=DEADLINE)
+        child.join(DEADLINE)
+        assert kind == "refused" and "inherited through fork" in said, said
+        assert fake_twitch.calls["refresh_token"] == 0
+        assert session.get("users").status_code == 200  # the parent is the one holder
+    assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0
+
+
 def test_a_renewed_pair_the_store_refused_stays_in_its_process(
     fake_twitch: FakeTwitch, make_auth: MakeAuth, token_file: Path
 ) -> None:

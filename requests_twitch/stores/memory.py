@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Hashable, NoReturn
 
+from ..exceptions import TokenStoreError
 from ..token import Token
 from .base import TokenStore
 
@@ -15,6 +17,10 @@ class MemoryTokenStore(TokenStore):
     """A store in this process's memory: for tests, and for scripts that keep nothing.
 
     Threads of one process share it safely; other processes do not see it.
+    A copy cannot spend its refresh tokens: pickling one raises TypeError,
+    and a child process that inherited it through ``fork`` refuses to renew
+    (:class:`TokenStoreError`), since the parent holds the same single-use
+    refresh token.
 
     Example:
         >>> store = MemoryTokenStore()
@@ -31,6 +37,7 @@ class MemoryTokenStore(TokenStore):
         self._tokens: dict[tuple[str, str], Token] = {}
         self._version = 0
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # the one process whose copy may spend a refresh token
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -45,6 +52,16 @@ class MemoryTokenStore(TokenStore):
             " single-use refresh token, and both could spend it. For process pools, use a store every process"
             " re-opens and shares: a token file (token_file=... or JSONTokenStore) or a RedisTokenStore."
         )
+
+    def _confirm(self, handle: object) -> None:
+        # A forked child has the parent's tokens, and the parent may spend the same
+        # refresh token: only the process that made the store renews (twitchdev/issues#903).
+        if os.getpid() != self._pid:
+            raise TokenStoreError(
+                "this MemoryTokenStore was inherited through fork: its parent process holds the same single-use"
+                " refresh token, so it is not spent here. For process pools, use a store every process shares:"
+                " a token file (token_file=... or JSONTokenStore) or a RedisTokenStore."
+            )
 
     def version(self) -> Hashable:
         return self._version
