@@ -13,12 +13,11 @@ and ``Cutoff(deadline)`` (docs/single-flight.md#deadlines-and-connections):
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import requests
 import urllib3
@@ -91,19 +90,25 @@ _LENDER: contextvars.ContextVar[requests.Session | None] = contextvars.ContextVa
 """The session whose request is being prepared or sent in this thread: token calls made for it borrow its transport."""
 
 
-@contextlib.contextmanager
-def lending(session: requests.Session) -> Iterator[None]:
+class lending:  # lower case: used as ``with lending(session):``, like contextlib's helpers
     """Token calls made inside this block, for credentials without a session of their own, borrow ``session``'s.
 
     A context variable, not an attribute: one TwitchCredentials may serve
     several sessions in several threads at once, and each call must borrow
-    from the session whose request needed it.
+    from the session whose request needed it. A class rather than a
+    generator: every TwitchSession request enters it twice.
     """
-    context = _LENDER.set(session)
-    try:
-        yield
-    finally:
-        _LENDER.reset(context)
+
+    __slots__ = ("_session", "_context")
+
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+
+    def __enter__(self) -> None:
+        self._context = _LENDER.set(self._session)
+
+    def __exit__(self, *exc: object) -> None:
+        _LENDER.reset(self._context)
 
 
 def lender() -> requests.Session | None:

@@ -28,7 +28,7 @@ from . import _clock
 from ._console import PIPE_CLOSED, cannot_reach, close_stdout_quietly, one_line, printable
 from .auth import TwitchAuth
 from .credentials import TwitchCredentials
-from .exceptions import TwitchAuthError, login_command
+from .exceptions import login_command
 from .login import DEFAULT_REDIRECT_URI, print_to_stderr
 from .stores import JSONTokenStore, TokenStore, default_token_file, move_tokens, open_store
 from .token import Token

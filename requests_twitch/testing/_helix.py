@@ -11,11 +11,12 @@ import base64
 import binascii
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from . import _world
 from ._gate import Refused, gated, helix_error
 from ._model import Answer, Grant, Request, State
+from ._world import Row
 
 STREAMS, TOP_GAMES = _world.STREAMS, _world.TOP_GAMES  # requests_twitch.testing exports them
 
@@ -177,23 +178,26 @@ def chatters(grant: Grant, request: Request) -> Answer:
 @gated
 def polls(grant: Grant, request: Request) -> Answer:
     """``GET /helix/polls``: the broadcaster's own token with ``channel:read:polls``; 20 a page at most."""
-    _user_token(grant)
-    _scope(grant, "channel:read:polls", "channel:manage:polls")
-    rows = _world.polls(_own(grant, request.query, "broadcaster_id"))
-    if "id" in request.query:
-        rows = [p for p in rows if p["id"] in request.query["id"]]
-    return _paged(rows, request.query, maximum=20)
+    return _own_channel_items(grant, request, _world.polls, "polls", maximum=20)
 
 
 @gated
 def predictions(grant: Grant, request: Request) -> Answer:
     """``GET /helix/predictions``: the broadcaster's own token with ``channel:read:predictions``; 25 a page."""
+    return _own_channel_items(grant, request, _world.predictions, "predictions", maximum=25)
+
+
+def _own_channel_items(
+    grant: Grant, request: Request, items: Callable[[str], list[Row]], what: str, *, maximum: int
+) -> Answer:
+    """Polls and predictions alike: a user token of the broadcaster, ``channel:read:<what>`` (or manage),
+    optional ``id`` filters, pages of at most ``maximum``."""
     _user_token(grant)
-    _scope(grant, "channel:read:predictions", "channel:manage:predictions")
-    rows = _world.predictions(_own(grant, request.query, "broadcaster_id"))
+    _scope(grant, f"channel:read:{what}", f"channel:manage:{what}")
+    rows = items(_own(grant, request.query, "broadcaster_id"))
     if "id" in request.query:
-        rows = [p for p in rows if p["id"] in request.query["id"]]
-    return _paged(rows, request.query, maximum=25)
+        rows = [row for row in rows if row["id"] in request.query["id"]]
+    return _paged(rows, request.query, maximum=maximum)
 
 
 @gated
