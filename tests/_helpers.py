@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 import traceback
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Callable, TypeVar
 
 import pytest
 
-from requests_twitch import JSONTokenStore, Token, TokenStore, TokenStoreError, TwitchAuth
+from requests_twitch import JSONTokenStore, Token, TokenStore, TokenStoreError, TwitchAuth, TwitchCredentials
 
 MakeAuth = Callable[..., TwitchAuth]
 """The ``make_auth`` fixture: a TwitchAuth on FakeTwitch, with any store (default: the test's token file)."""
@@ -48,6 +50,11 @@ def shown_with_locals(exc: BaseException) -> str:
     and pytest's long traceback with ``--showlocals``."""
     stdlib = "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
     return stdlib + str(pytest.ExceptionInfo.from_exception(exc).getrepr(showlocals=True, style="long"))
+
+
+def urlpath(url: str | None) -> str:
+    """The path of ``url`` (what a test double or proxy saw asked for)."""
+    return urlsplit(url or "").path
 
 
 def free_port() -> int:
@@ -89,3 +96,10 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         check=True, capture_output=True, timeout=60,
     )
     return cert, key
+
+
+def wait_until_saved(credentials: TwitchCredentials, within: float = 120.0) -> None:
+    """Wait (at most ``within`` seconds) for the background saver to store a renewed pair the store had refused."""
+    deadline = time.monotonic() + within
+    while credentials._keeper.unsaved is not None and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import socket
 import threading
 import traceback
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 import requests
@@ -31,7 +30,7 @@ from requests_twitch.auth import Action, decide
 from requests_twitch.stores import default_token_file
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import INVALID_TOKEN_401, MakeAuth, Seeded, store_with
+from _helpers import INVALID_TOKEN_401, MakeAuth, Seeded, free_port, store_with
 
 
 
@@ -527,19 +526,13 @@ def assert_no_secret_in_any_traceback(info: pytest.ExceptionInfo[BaseException],
     secrets are looked up, so that no frame holds them."""
     shown = "".join(traceback.TracebackException.from_exception(info.value, capture_locals=True).format())
     shown += str(info.getrepr(showlocals=True, style="long", funcargs=True, truncate_locals=False))
-    assert "<redacted>" in shown or "redacted>" in shown
+    assert "redacted>" in shown  # a Redacted's repr, or a sealed store document's
     for secret in fake.issued_secrets() | set(extra):
         assert secret not in shown
 
 
 UNUSABLE_PAIR = {"access_token": "new\r\naccess-s3cret", "refresh_token": "new-refresh-s3cret"}
 """A refresh answer whose access token no header can carry (kept out of the tests' source: pytest shows it)."""
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens here once closed
 
 
 def test_a_refused_refresh_leaves_no_secret_in_traceback_locals(fake_twitch: FakeTwitch, seeded: Seeded) -> None:
@@ -570,7 +563,7 @@ def test_a_validate_that_cannot_connect_leaves_no_secret_in_traceback_locals(fak
     user = fake_twitch.issue_user_token()
     store = store_with(MemoryTokenStore(), fake_twitch.client_id, "user", user)
     auth = TwitchAuth(fake_twitch.client_id, fake_twitch.client_secret, store=store, account="user",
-                      id_url=f"http://127.0.0.1:{closed_port()}/oauth2", api_url=fake_twitch.api_url)
+                      id_url=f"http://127.0.0.1:{free_port()}/oauth2", api_url=fake_twitch.api_url)
     with pytest.raises(TokenRefreshError, match="could not reach") as info:
         auth.credentials.validate()
     assert_no_secret_in_any_traceback(info, fake_twitch)

@@ -500,7 +500,9 @@ def test_an_empty_store_mints_nothing_without_app(
 ) -> None:
     """With no token stored at all, `token`/`validate`/`revoke` say so; only --app (or `get`) fetches an app token."""
     result = cli(env, verb)
-    assert "--app" in _one_line_failure(result, 1) or verb == "revoke"
+    said = _one_line_failure(result, 1)
+    assert "login --app" in said  # the login that fills the app account
+    assert ("add --app" in said) == (verb != "revoke")  # revoke never fetches a token: no such offer
     assert result.stdout == "" and sum(fake_twitch.calls.values()) == 0
     assert JSONTokenStore(token_file).items() == []
 

@@ -24,7 +24,7 @@ import requests_twitch._clock as clock_module
 from requests_twitch import JSONTokenStore, MemoryTokenStore, Token, TokenStoreError, TwitchAuth, TwitchCredentials
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import RefusingFileStore, store_with
+from _helpers import RefusingFileStore, store_with, wait_until_saved
 from _procs import DEADLINE
 
 
@@ -106,9 +106,7 @@ def test_threads_use_a_renewed_pair_the_store_refused_and_never_spend_the_old_on
     assert fake_twitch.calls["refresh_token"] == 1
     # Once the store takes writes again, the renewed pair is saved without a request.
     store.refusing = False
-    deadline = time.monotonic() + DEADLINE
-    while auth.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until_saved(auth.credentials, DEADLINE)
     assert store.load(fake_twitch.client_id, "user") == auth.credentials.token
 
 

@@ -7,7 +7,6 @@ import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests

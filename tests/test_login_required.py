@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests
@@ -21,7 +20,7 @@ from requests_twitch import JSONTokenStore, LoginRequired, Token, TokenRefreshEr
 from requests_twitch.oauth import classify
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth, Seeded, raise_login_required, store_with
+from _helpers import MakeAuth, Seeded, raise_login_required, raised_by, store_with
 from _procs import DEADLINE
 
 
@@ -141,12 +140,13 @@ def test_a_terminal_answer_is_latched_for_every_thread_and_process_without_calli
     calls = sum(fake_twitch.calls.values())
     # This process, another thread, a fresh object on the same file, a forced refresh: all raise at once.
     errors: list[BaseException] = []
-    thread = threading.Thread(target=lambda: errors.append(raised(lambda: requests.get(f"{fake_twitch.api_url}/users", auth=auth))))
+    thread = threading.Thread(target=lambda: errors.append(raised_by(lambda: requests.get(f"{fake_twitch.api_url}/users", auth=auth))))
     thread.start()
     thread.join(30)
+    assert not thread.is_alive() and len(errors) == 1
     again = make_auth(account="bot")
-    for error in [*errors, raised(lambda: requests.get(f"{fake_twitch.api_url}/users", auth=again)),
-                  raised(auth.credentials.refresh), raised(auth.credentials.validate)]:
+    for error in [*errors, raised_by(lambda: requests.get(f"{fake_twitch.api_url}/users", auth=again)),
+                  raised_by(auth.credentials.refresh), raised_by(auth.credentials.validate)]:
         assert isinstance(error, LoginRequired) and error.account == "bot"
         assert "Invalid refresh token" in str(error) and error.command == first.command
     # A second real process on the same file.
@@ -230,10 +230,3 @@ def test_on_refresh_failure_sees_transient_and_terminal_failures_and_a_503_is_ne
         requests.get(f"{fake_twitch.api_url}/users", auth=auth)
     assert len(seen) == 2 and fake_twitch.calls["refresh_token"] == 2
 
-
-def raised(call: Callable[[], object]) -> BaseException | None:
-    try:
-        call()
-    except BaseException as exc:  # noqa: BLE001 (handed to the caller)
-        return exc
-    return None

@@ -15,7 +15,6 @@ import concurrent.futures
 import copy
 import multiprocessing
 import pickle
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,7 +31,7 @@ from requests_twitch import (
 )
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import MakeAuth, RefusingFileStore, Seeded
+from _helpers import MakeAuth, RefusingFileStore, Seeded, wait_until_saved
 from _procs import DEADLINE
 
 METHODS = ["spawn", "forkserver"]
@@ -187,9 +186,7 @@ def test_a_renewed_pair_the_store_refused_stays_in_its_process(
 
         # This process still has the pair, and saves it once the store allows (a thread retries each second).
         store.refusing = False
-        deadline = time.monotonic() + DEADLINE
-        while session.credentials._keeper.unsaved is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_saved(session.credentials, DEADLINE)
         assert JSONTokenStore(token_file).load(fake_twitch.client_id, "user") == session.credentials.token
         assert session.get("users").status_code == 200
         assert fake_twitch.calls["refresh_token"] == 1 and fake_twitch.grants_revoked == 0

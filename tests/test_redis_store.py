@@ -78,8 +78,11 @@ def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(redis_u
 
 
 def test_the_watchdog_keeps_the_lease_of_a_live_holder(redis_url: str, redis_prefix: str) -> None:
-    """A holder that lives keeps the lock however long it holds it: its watchdog renews a 0.3 s lease."""
-    store = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=0.3)
+    """A holder that lives keeps the lock however long it holds it: its watchdog renews a 1 s lease.
+
+    (Short enough for four leases to pass quickly, long enough that a busy machine's scheduling
+    delay of the watchdog thread is not taken for a dead holder.)"""
+    store = RedisTokenStore(redis_url, prefix=redis_prefix, lock_ttl=1.0)
     other = RedisTokenStore(redis_url, prefix=redis_prefix)
     with store.lock():
         held = store.client.get(store._lock_key)

@@ -151,7 +151,7 @@ def test_eventsub_subscriptions_get_no_first(session: TwitchSession, fake_twitch
 @pytest.mark.parametrize(
     "path, page_size, says",
     [("polls", 21, "from 1 to 20"), ("chat/chatters", 1001, "from 1 to 1000"), ("streams", 101, "from 1 to 100"),
-     ("games/top", 0, "from 1 to 100"), (f"https://api.twitch.tv/helix/predictions?x=1", 26, "from 1 to 25"),
+     ("games/top", 0, "from 1 to 100"), ("https://api.twitch.tv/helix/predictions?x=1", 26, "from 1 to 25"),
      ("/schedule/", 50, "from 1 to 25"), ("eventsub/subscriptions", 10, "takes no page size")],
 )
 def test_a_page_size_the_endpoint_does_not_take_is_a_value_error_before_any_request(

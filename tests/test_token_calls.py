@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 from requests_twitch import MemoryTokenStore, TokenRefreshError, TwitchAuth, TwitchCredentials, TwitchSession
 from requests_twitch.testing import FakeTwitch
 
-from _helpers import self_signed_certificate
+from _helpers import self_signed_certificate, urlpath
 from _proxy import RecordingProxy
 
 
@@ -166,9 +166,6 @@ def test_a_mounted_adapter_gets_the_call_with_the_sessions_verify_cert_and_proxi
     assert kwargs["proxies"]["https"] == "http://proxy.example:3128"
     assert request.headers["Authorization"].startswith("OAuth ") and "Client-Id" not in request.headers
 
-
-def urlpath(url: str | None) -> str:
-    return requests.utils.urlparse(url or "").path
 
 
 def test_a_client_certificate_of_the_session_reaches_the_token_call() -> None:

@@ -11,30 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
 from betamax import Betamax
+from betamax.exceptions import BetamaxError
 
-from requests_twitch import MemoryTokenStore, TwitchSession
 from requests_twitch.testing import FakeTwitch
 
-
-def session(where: dict[str, str], access_token: str, refresh_token: str) -> TwitchSession:
-    return TwitchSession(where["client_id"], where["client_secret"], id_url=where["id_url"],
-                         api_url=where["api_url"], access_token=access_token, refresh_token=refresh_token,
-                         store=MemoryTokenStore())
-
-
-def where(fake: FakeTwitch) -> dict[str, str]:
-    """FakeTwitch's URLs and client, kept for the replay after it stopped."""
-    return {"client_id": fake.client_id, "client_secret": fake.client_secret, "id_url": fake.id_url,
-            "api_url": fake.api_url}
-
-
-def death_and_renewal(s: TwitchSession, fake: FakeTwitch | None) -> requests.Response:
-    assert s.get("users").status_code == 200
-    if fake is not None:
-        fake.expire_tokens()
-    return s.get("users")
+from _recording import death_and_renewal, session, where
 
 
 def test_a_recorded_refresh_replays_offline(tmp_path: Path) -> None:
@@ -71,6 +53,6 @@ def test_a_request_the_cassette_lacks_fails_the_test_loudly_not_silently_online(
             "first", record="none"
         ):
             assert s.get("users").status_code == 200  # the validation replayed
-            with pytest.raises(Exception, match="could not be handled|not found|no match"):
+            with pytest.raises(BetamaxError, match="could not be handled|not found|no match"):
                 s.get("streams")  # not in the cassette
         assert fake.calls["validate"] == validations  # the replay reached nothing

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-import requests
 import requests_mock
 
 from requests_twitch import MemoryTokenStore, TwitchSession
+
+from _helpers import urlpath
 
 HELIX = "https://api.twitch.tv/helix"
 ID = "https://id.twitch.tv/oauth2"
@@ -79,6 +80,3 @@ def test_a_mocker_that_mocks_the_token_endpoint_sees_exactly_one_refresh() -> No
     assert r.status_code == 200 and [h.status_code for h in r.history] == [401]
     assert token.call_count == 1 and users.call_count == 2
 
-
-def urlpath(url: str) -> str:
-    return requests.utils.urlparse(url).path

@@ -12,24 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
-import requests
 import vcr
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from requests_twitch import MemoryTokenStore, TokenRefreshError, TwitchSession
+from requests_twitch import TokenRefreshError
 from requests_twitch.testing import FakeTwitch
 
-
-def session(at: dict[str, str], access_token: str, refresh_token: str) -> TwitchSession:
-    return TwitchSession(at["client_id"], at["client_secret"], id_url=at["id_url"], api_url=at["api_url"],
-                         access_token=access_token, refresh_token=refresh_token, store=MemoryTokenStore())
-
-
-def where(fake: FakeTwitch) -> dict[str, str]:
-    """FakeTwitch's URLs and client, kept for the replay after it stopped."""
-    return {"client_id": fake.client_id, "client_secret": fake.client_secret, "id_url": fake.id_url,
-            "api_url": fake.api_url}
-
+from _recording import death_and_renewal, session, where
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
@@ -46,12 +35,6 @@ def recorder() -> vcr.VCR:
     assert isinstance(twitch_vcr, vcr.VCR)
     return twitch_vcr
 
-
-def death_and_renewal(s: TwitchSession, fake: FakeTwitch | None) -> requests.Response:
-    assert s.get("users").status_code == 200
-    if fake is not None:
-        fake.expire_tokens()
-    return s.get("users")
 
 
 def test_a_recorded_refresh_replays_offline(tmp_path: Path) -> None:
